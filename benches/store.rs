@@ -1,0 +1,146 @@
+//! Store benchmark: prints the cost of CrewSafe writes as ratios against plain rusqlite
+//! doing the same-sized write with the same pragmas, measured in the same run.
+//!
+//! - SOS save (`raise_sos`: seal + record + outbox row, one FULL commit) against one plain
+//!   INSERT of a same-sized row committed with `synchronous=FULL`. Target <= 1.10x.
+//! - Draft autosave (`update_draft`: seal + guarded UPDATE, NORMAL commit) against one plain
+//!   INSERT of a same-sized row committed with `synchronous=NORMAL`. Target <= 1.15x.
+//!
+//! Rounds alternate between CrewSafe and the baseline so that disk and CPU drift hit both;
+//! the ratio is of the medians. `CREWSAFE_BENCH_QUICK=1` runs a short smoke version.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use crewsafe::*;
+use rusqlite::{params, Connection};
+
+fn crew() -> CrewIdentity {
+    CrewIdentity {
+        device_id: "device-0001".into(),
+        crew_id: "astana-brigade-12".into(),
+        staff_id: Some("staff-77".into()),
+    }
+}
+
+fn fix() -> LocationFix {
+    LocationFix {
+        latitude: 51.1694,
+        longitude: 71.4491,
+        accuracy_m: 6.5,
+        altitude_m: Some(347.0),
+        provider: LocationProvider::Gps,
+        fixed_at: SystemTime::now(),
+    }
+}
+
+fn draft_fields(i: usize) -> IncidentFields {
+    IncidentFields {
+        occurred_at: Some(SystemTime::now()),
+        address: Some("Kenesary st 40, apt 12".into()),
+        kind: Some(IncidentKind::Threat),
+        severity: Some(Severity::Moderate),
+        narrative: Some(format!(
+            "Autosave {i}: the crew was threatened by a visitor while treating the patient. {}",
+            "More detail follows as the paramedic keeps typing. ".repeat(8)
+        )),
+        ..Default::default()
+    }
+}
+
+fn baseline_conn(path: &std::path::Path, sync: &str) -> Connection {
+    let c = Connection::open(path).unwrap();
+    c.pragma_update(None, "journal_mode", "WAL").unwrap();
+    c.pragma_update(None, "synchronous", sync).unwrap();
+    c.pragma_update(None, "secure_delete", "ON").unwrap();
+    c.pragma_update(None, "temp_store", "MEMORY").unwrap();
+    c.execute_batch("CREATE TABLE t (id TEXT PRIMARY KEY NOT NULL, payload BLOB NOT NULL)")
+        .unwrap();
+    c
+}
+
+fn baseline_insert(c: &Connection, blob: &[u8]) {
+    c.prepare_cached("INSERT INTO t (id, payload) VALUES (?1, ?2)")
+        .unwrap()
+        .execute(params![uuid::Uuid::new_v4().to_string(), blob])
+        .unwrap();
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn time(f: impl FnOnce()) -> Duration {
+    let t = Instant::now();
+    f();
+    t.elapsed()
+}
+
+fn payload_len(path: &std::path::Path, sql: &str) -> usize {
+    let c = Connection::open(path).unwrap();
+    c.query_row(sql, [], |r| r.get::<_, f64>(0)).unwrap() as usize
+}
+
+fn report(name: &str, ours: Duration, base: Duration, target: f64) {
+    let ratio = ours.as_secs_f64() / base.as_secs_f64();
+    let verdict = if ratio <= target { "meets" } else { "MISSES" };
+    println!(
+        "{name:<16} crewsafe {:>9.1} us   baseline {:>9.1} us   ratio {ratio:.3}x   ({verdict} target <= {target:.2}x)",
+        ours.as_secs_f64() * 1e6,
+        base.as_secs_f64() * 1e6
+    );
+}
+
+fn main() {
+    let quick = std::env::var_os("CREWSAFE_BENCH_QUICK").is_some();
+    let (sos_n, draft_n) = if quick { (20, 200) } else { (300, 5000) };
+    let dir = tempfile::tempdir().unwrap();
+    let store_path = dir.path().join("bench.db");
+    let store = CrewStore::open(store_path.to_string_lossy().into(), generate_data_key()).unwrap();
+
+    // Size the baseline row like a stored SOS.
+    store
+        .raise_sos(crew(), Some(fix()), Some("warm-up".into()))
+        .unwrap();
+    store.checkpoint().unwrap();
+    let sos_len = payload_len(&store_path, "SELECT avg(length(payload)) FROM records");
+    let full = baseline_conn(&dir.path().join("base-full.db"), "FULL");
+    let sos_blob = vec![0xA5u8; sos_len];
+
+    let (mut ours, mut base) = (Vec::new(), Vec::new());
+    for _ in 0..sos_n {
+        ours.push(time(|| {
+            store
+                .raise_sos(crew(), Some(fix()), Some("help, aggressive visitor".into()))
+                .unwrap();
+        }));
+        base.push(time(|| baseline_insert(&full, &sos_blob)));
+    }
+    println!("rows: SOS payload {sos_len} bytes; {sos_n} SOS saves, {draft_n} autosaves");
+    report("SOS save", median(ours), median(base), 1.10);
+
+    // Draft autosave against a NORMAL insert of a row as large as the draft body.
+    let draft = store.create_draft(crew(), draft_fields(0)).unwrap();
+    let mut rev = draft.revision;
+    rev = store
+        .update_draft(draft.id.clone(), rev, draft_fields(1))
+        .unwrap()
+        .revision;
+    store.checkpoint().unwrap();
+    let body_len = payload_len(&store_path, "SELECT avg(length(body)) FROM drafts");
+    let normal = baseline_conn(&dir.path().join("base-normal.db"), "NORMAL");
+    let body_blob = vec![0x5Au8; body_len];
+    let (mut ours, mut base) = (Vec::new(), Vec::new());
+    for i in 0..draft_n {
+        let fields = draft_fields(i);
+        ours.push(time(|| {
+            rev = store
+                .update_draft(draft.id.clone(), rev, fields)
+                .unwrap()
+                .revision;
+        }));
+        base.push(time(|| baseline_insert(&normal, &body_blob)));
+    }
+    println!("rows: draft body {body_len} bytes");
+    report("draft autosave", median(ours), median(base), 1.15);
+}

@@ -1,0 +1,267 @@
+//! The database: one SQLite connection owned by the store, the data key, and the operations
+//! on records, outbox rows and drafts (split by table into `records.rs` and `drafts.rs`).
+//!
+//! # What someone who copies the files can see
+//! The database, `-wal` and `-shm` files show, in the clear:
+//! - record ids (random UUIDs), record kinds (`sos`, `sos_location`, `sos_cancel`,
+//!   `incident_report`) and which SOS a follow-up refers to;
+//! - per outbox row: its lane, upload order, sync state and number of attempts;
+//! - draft ids and their revision counters;
+//! - the schema version, and the number and size of rows (hence roughly how long a text is).
+//!
+//! Everything else is sealed (see [`crate::crypto`]): who raised or wrote a record, every
+//! location, every time stamp, notes, addresses, names, descriptions, narratives, police and
+//! dispatch numbers, and server rejection reasons.
+//!
+//! # Pragmas
+//! WAL journal; `synchronous=FULL` for every write that queues a record (one fsync of the
+//! WAL per commit), `NORMAL` for draft autosaves; `secure_delete=ON` so deleted drafts are
+//! overwritten; `temp_store=MEMORY` so sorts never spill plaintext-free but still private
+//! pages to temp files; foreign keys on.
+
+mod drafts;
+mod records;
+pub mod schema;
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use serde::{de::DeserializeOwned, Serialize};
+use zeroize::Zeroizing;
+
+use crate::crypto::{DataKey, Slot};
+use crate::error::{Result, StoreError};
+
+const CANARY: &[u8] = b"crewsafe key canary v1";
+const CANARY_SLOT: Slot<'static> = Slot {
+    table: "meta",
+    column: "value",
+    id: "canary",
+};
+
+/// How hard a commit must reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync the WAL at every commit: anything queued for the server.
+    Full,
+    /// fsync at checkpoints only: draft autosaves.
+    Normal,
+}
+
+/// An open, unlocked store.
+pub struct Db {
+    conn: Connection,
+    key: DataKey,
+    path: PathBuf,
+    durability: Durability,
+}
+
+impl Db {
+    /// Opens or creates the store at `path`. A wrong key or a newer schema is refused before
+    /// anything is written.
+    pub fn open(path: &Path, key: DataKey) -> Result<Db> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Connection settings only: none of these writes to the file.
+        conn.pragma_update(None, "secure_delete", "ON")?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let mut db = Db {
+            conn,
+            key,
+            path: path.to_path_buf(),
+            durability: Durability::Full,
+        };
+        let version = schema::user_version(&db.conn)?;
+        schema::check_not_newer(version)?;
+        if version == 0 {
+            db.create()?;
+        } else {
+            db.verify_canary()?;
+            db.conn.pragma_update(None, "journal_mode", "WAL")?;
+            if version < schema::VERSION {
+                db.write(Durability::Full, |tx, _| schema::upgrade_from(tx, version))?;
+            }
+        }
+        Ok(db)
+    }
+
+    fn create(&mut self) -> Result<()> {
+        let tables: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+        if tables != 0 {
+            return Err(StoreError::State(
+                "the file is a database of another application".into(),
+            ));
+        }
+        self.conn.pragma_update(None, "journal_mode", "WAL")?;
+        let canary = self.key.seal(CANARY_SLOT, CANARY)?;
+        self.write(Durability::Full, |tx, _| {
+            schema::upgrade_from(tx, 0)?;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('canary', ?1)",
+                [canary],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn verify_canary(&self) -> Result<()> {
+        let sealed: Option<Vec<u8>> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'canary'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let sealed = sealed.ok_or(StoreError::WrongKey)?;
+        match self.key.open(CANARY_SLOT, &sealed) {
+            Ok(plain) if &plain[..] == CANARY => Ok(()),
+            _ => Err(StoreError::WrongKey),
+        }
+    }
+
+    /// The file this store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in one IMMEDIATE transaction committed with the given durability.
+    fn write<T>(
+        &mut self,
+        durability: Durability,
+        f: impl FnOnce(&rusqlite::Transaction<'_>, &DataKey) -> Result<T>,
+    ) -> Result<T> {
+        if self.durability != durability {
+            let mode = match durability {
+                Durability::Full => "FULL",
+                Durability::Normal => "NORMAL",
+            };
+            self.conn.pragma_update(None, "synchronous", mode)?;
+            self.durability = durability;
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx, &self.key)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Serializes and seals a value for `slot`.
+    fn seal_json<T: Serialize>(&self, slot: Slot<'_>, value: &T) -> Result<Vec<u8>> {
+        let json =
+            Zeroizing::new(serde_json::to_vec(value).map_err(|_| StoreError::Encode("record"))?);
+        Ok(self.key.seal(slot, &json)?)
+    }
+
+    /// Opens and deserializes a value sealed for `slot`.
+    fn open_json<T: DeserializeOwned>(&self, slot: Slot<'_>, sealed: &[u8]) -> Result<T> {
+        open_json(&self.key, slot, sealed)
+    }
+
+    /// Re-seals every sealed value under `new_key` in one transaction, then switches keys.
+    /// If anything fails (or the process dies) before the commit, the old key stays valid.
+    pub fn rekey(&mut self, new_key: DataKey) -> Result<()> {
+        self.write(Durability::Full, |tx, old| {
+            reseal_column(tx, old, &new_key, "meta", "key", "value")?;
+            reseal_column(tx, old, &new_key, "records", "id", "payload")?;
+            reseal_column(tx, old, &new_key, "outbox", "record_id", "wedged_reason")?;
+            reseal_column(tx, old, &new_key, "drafts", "id", "header")?;
+            reseal_column(tx, old, &new_key, "drafts", "id", "body")?;
+            Ok(())
+        })?;
+        self.key = new_key;
+        Ok(())
+    }
+
+    /// Closes the connection (checkpointing the WAL).
+    pub fn close(self) -> Result<()> {
+        self.conn.close().map_err(|(_, e)| StoreError::Sql(e))
+    }
+
+    /// Closes the connection and deletes the database and its companion files.
+    pub fn destroy(self) -> Result<()> {
+        let path = self.path.clone();
+        // Even if closing fails, the handle is dropped here; then remove the files.
+        let _ = self.conn.close();
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a passive WAL checkpoint (used by tests and before handing files over).
+    pub fn checkpoint(&self) -> Result<()> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+}
+
+fn open_json<T: DeserializeOwned>(key: &DataKey, slot: Slot<'_>, sealed: &[u8]) -> Result<T> {
+    let plain = key.open(slot, sealed)?;
+    serde_json::from_slice(&plain).map_err(|_| StoreError::Decode {
+        table: "record",
+        id: slot.id.to_string(),
+    })
+}
+
+fn reseal_column(
+    tx: &rusqlite::Transaction<'_>,
+    old: &DataKey,
+    new: &DataKey,
+    table: &str,
+    id_col: &str,
+    col: &str,
+) -> Result<()> {
+    let ids: Vec<String> = {
+        let mut stmt = tx.prepare(&format!(
+            "SELECT \"{id_col}\" FROM \"{table}\" WHERE \"{col}\" IS NOT NULL"
+        ))?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let mut read = tx.prepare(&format!(
+        "SELECT \"{col}\" FROM \"{table}\" WHERE \"{id_col}\" = ?1"
+    ))?;
+    let mut write = tx.prepare(&format!(
+        "UPDATE \"{table}\" SET \"{col}\" = ?2 WHERE \"{id_col}\" = ?1"
+    ))?;
+    for id in ids {
+        let sealed: Vec<u8> = read.query_row([&id], |r| r.get(0))?;
+        let slot = Slot::new(table, col, &id);
+        let plain = old.open(slot, &sealed)?;
+        write.execute(rusqlite::params![id, new.seal(slot, &plain)?])?;
+    }
+    Ok(())
+}
+
+/// A new client-side record id.
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Checks that an id handed in is a UUID, naming the field otherwise.
+fn check_id(field: &str, id: &str) -> Result<()> {
+    uuid::Uuid::parse_str(id)
+        .map(|_| ())
+        .map_err(|_| StoreError::invalid(field, "is not a UUID"))
+}
+
+fn now() -> SystemTime {
+    SystemTime::now()
+}

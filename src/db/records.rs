@@ -1,0 +1,447 @@
+//! Records and their outbox rows: SOS alarms, follow-ups, finalized reports, the queue view.
+//! A record and its outbox row are always written in the same transaction; records are
+//! appended, never edited.
+
+use std::time::SystemTime;
+
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde::{Deserialize, Serialize};
+
+use super::{check_id, new_id, now, Db, Durability};
+use crate::crypto::Slot;
+use crate::error::{Result, StoreError};
+use crate::model::{
+    validate_note, CancelReason, CrewIdentity, IncidentFields, IncidentReport, Lane, LocationFix,
+    PendingCounts, QueueEntry, RecordKind, Sos, SosCancellation, SosLocationUpdate, SosState,
+    SyncState,
+};
+
+/// Sealed content of an SOS.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct SosPayload {
+    pub crew: CrewIdentity,
+    pub raised_at: SystemTime,
+    pub location: Option<LocationFix>,
+    pub note: Option<String>,
+}
+
+/// Sealed content of a follow-up location.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct LocationPayload {
+    pub location: LocationFix,
+    pub recorded_at: SystemTime,
+}
+
+/// Sealed content of a cancellation.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct CancelPayload {
+    pub reason: CancelReason,
+    pub note: Option<String>,
+    pub cancelled_at: SystemTime,
+}
+
+/// Sealed content of a finalized report.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct ReportPayload {
+    pub crew: CrewIdentity,
+    pub fields: IncidentFields,
+    pub created_at: SystemTime,
+    pub finalized_at: SystemTime,
+}
+
+pub(crate) fn kind_str(kind: RecordKind) -> &'static str {
+    match kind {
+        RecordKind::Sos => "sos",
+        RecordKind::SosLocation => "sos_location",
+        RecordKind::SosCancel => "sos_cancel",
+        RecordKind::IncidentReport => "incident_report",
+    }
+}
+
+fn kind_from(s: &str) -> Result<RecordKind> {
+    Ok(match s {
+        "sos" => RecordKind::Sos,
+        "sos_location" => RecordKind::SosLocation,
+        "sos_cancel" => RecordKind::SosCancel,
+        "incident_report" => RecordKind::IncidentReport,
+        _ => return Err(StoreError::State(format!("unknown record kind {s}"))),
+    })
+}
+
+pub(crate) fn lane_str(lane: Lane) -> &'static str {
+    match lane {
+        Lane::Sos => "sos",
+        Lane::Report => "report",
+    }
+}
+
+fn lane_from(s: &str) -> Result<Lane> {
+    match s {
+        "sos" => Ok(Lane::Sos),
+        "report" => Ok(Lane::Report),
+        _ => Err(StoreError::State(format!("unknown lane {s}"))),
+    }
+}
+
+fn state_from(s: &str) -> Result<SyncState> {
+    Ok(match s {
+        "queued" => SyncState::Queued,
+        "sending" => SyncState::Sending,
+        "delivered" => SyncState::Delivered,
+        "wedged" => SyncState::Wedged,
+        _ => return Err(StoreError::State(format!("unknown sync state {s}"))),
+    })
+}
+
+/// Inserts a sealed record and its outbox row in the caller's transaction.
+pub(crate) fn insert_record(
+    tx: &Transaction<'_>,
+    id: &str,
+    kind: RecordKind,
+    parent: Option<&str>,
+    sealed: &[u8],
+) -> Result<()> {
+    let lane = match kind {
+        RecordKind::IncidentReport => Lane::Report,
+        _ => Lane::Sos,
+    };
+    tx.prepare_cached(
+        "INSERT INTO records (id, kind, parent_id, payload) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![id, kind_str(kind), parent, sealed])?;
+    tx.prepare_cached("INSERT INTO outbox (record_id, lane) VALUES (?1, ?2)")?
+        .execute(params![id, lane_str(lane)])?;
+    Ok(())
+}
+
+/// One stored record with its outbox columns.
+struct Row {
+    id: String,
+    kind: RecordKind,
+    parent_id: Option<String>,
+    payload: Option<Vec<u8>>,
+    seq: u64,
+    lane: Lane,
+    state: SyncState,
+    attempts: u32,
+}
+
+const ROW_SELECT: &str = "SELECT r.id, r.kind, r.parent_id, r.payload, o.seq, o.lane, o.state, \
+     o.attempts FROM records r JOIN outbox o ON o.record_id = r.id";
+
+fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Row, String, String, String)> {
+    Ok((
+        Row {
+            id: r.get(0)?,
+            kind: RecordKind::Sos,
+            parent_id: r.get(2)?,
+            payload: r.get(3)?,
+            seq: r.get(4)?,
+            lane: Lane::Sos,
+            state: SyncState::Queued,
+            attempts: r.get(7)?,
+        },
+        r.get(1)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
+}
+
+fn finish_row((mut row, kind, lane, state): (Row, String, String, String)) -> Result<Row> {
+    row.kind = kind_from(&kind)?;
+    row.lane = lane_from(&lane)?;
+    row.state = state_from(&state)?;
+    Ok(row)
+}
+
+impl Db {
+    fn rows(&self, filter: &str, param: &dyn rusqlite::ToSql) -> Result<Vec<Row>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("{ROW_SELECT} {filter}"))?;
+        let rows = stmt.query_map([param], read_row)?;
+        rows.map(|r| finish_row(r?)).collect()
+    }
+
+    fn row(&self, id: &str) -> Result<Option<Row>> {
+        Ok(self.rows("WHERE r.id = ?1", &id)?.pop())
+    }
+
+    fn open_payload<T: serde::de::DeserializeOwned>(&self, row: &Row) -> Result<T> {
+        let sealed = row.payload.as_deref().ok_or_else(|| {
+            StoreError::State("the content of this record was purged after delivery".into())
+        })?;
+        self.open_json(Slot::new("records", "payload", &row.id), sealed)
+    }
+
+    fn seal_record<T: Serialize>(&self, id: &str, payload: &T) -> Result<Vec<u8>> {
+        self.seal_json(Slot::new("records", "payload", id), payload)
+    }
+
+    /// Stores a new SOS and queues it, durably, in one transaction.
+    pub fn raise_sos(
+        &mut self,
+        crew: CrewIdentity,
+        location: Option<LocationFix>,
+        note: Option<String>,
+    ) -> Result<Sos> {
+        crew.validate()?;
+        if let Some(fix) = &location {
+            fix.validate("location")?;
+        }
+        validate_note("note", &note)?;
+        let id = new_id();
+        let payload = SosPayload {
+            crew,
+            raised_at: now(),
+            location,
+            note,
+        };
+        let sealed = self.seal_record(&id, &payload)?;
+        self.write(Durability::Full, |tx, _| {
+            insert_record(tx, &id, RecordKind::Sos, None, &sealed)
+        })?;
+        Ok(Sos {
+            id,
+            crew: payload.crew,
+            raised_at: payload.raised_at,
+            location: payload.location,
+            note: payload.note,
+            state: SosState::Active,
+            sync_state: SyncState::Queued,
+            location_updates: vec![],
+            cancellation: None,
+        })
+    }
+
+    /// Finds an SOS that is still active, or says why it cannot take a follow-up.
+    fn active_sos(&self, sos_id: &str) -> Result<()> {
+        check_id("sos_id", sos_id)?;
+        match self.row(sos_id)? {
+            Some(row) if row.kind == RecordKind::Sos => {}
+            _ => {
+                return Err(StoreError::NotFound {
+                    what: "sos",
+                    id: sos_id.into(),
+                })
+            }
+        }
+        let cancelled: Option<String> = self
+            .conn
+            .prepare_cached("SELECT id FROM records WHERE parent_id = ?1 AND kind = 'sos_cancel'")?
+            .query_row([sos_id], |r| r.get(0))
+            .optional()?;
+        match cancelled {
+            Some(_) => Err(StoreError::State("the SOS is already cancelled".into())),
+            None => Ok(()),
+        }
+    }
+
+    /// Appends a follow-up position to an active SOS.
+    pub fn add_sos_location(
+        &mut self,
+        sos_id: &str,
+        location: LocationFix,
+    ) -> Result<SosLocationUpdate> {
+        location.validate("location")?;
+        self.active_sos(sos_id)?;
+        let id = new_id();
+        let payload = LocationPayload {
+            location,
+            recorded_at: now(),
+        };
+        let sealed = self.seal_record(&id, &payload)?;
+        self.write(Durability::Full, |tx, _| {
+            insert_record(tx, &id, RecordKind::SosLocation, Some(sos_id), &sealed)
+        })?;
+        Ok(SosLocationUpdate {
+            id,
+            sos_id: sos_id.into(),
+            location: payload.location,
+            recorded_at: payload.recorded_at,
+            sync_state: SyncState::Queued,
+        })
+    }
+
+    /// Appends a cancellation to an active SOS.
+    pub fn cancel_sos(
+        &mut self,
+        sos_id: &str,
+        reason: CancelReason,
+        note: Option<String>,
+    ) -> Result<SosCancellation> {
+        validate_note("note", &note)?;
+        self.active_sos(sos_id)?;
+        let id = new_id();
+        let payload = CancelPayload {
+            reason,
+            note,
+            cancelled_at: now(),
+        };
+        let sealed = self.seal_record(&id, &payload)?;
+        self.write(Durability::Full, |tx, _| {
+            insert_record(tx, &id, RecordKind::SosCancel, Some(sos_id), &sealed)
+        })?;
+        Ok(SosCancellation {
+            id,
+            sos_id: sos_id.into(),
+            reason: payload.reason,
+            note: payload.note,
+            cancelled_at: payload.cancelled_at,
+            sync_state: SyncState::Queued,
+        })
+    }
+
+    /// An SOS with its follow-ups, decrypted.
+    pub fn get_sos(&self, sos_id: &str) -> Result<Sos> {
+        check_id("sos_id", sos_id)?;
+        let not_found = || StoreError::NotFound {
+            what: "sos",
+            id: sos_id.into(),
+        };
+        let row = self.row(sos_id)?.ok_or_else(not_found)?;
+        if row.kind != RecordKind::Sos {
+            return Err(not_found());
+        }
+        let p: SosPayload = self.open_payload(&row)?;
+        let mut sos = Sos {
+            id: row.id.clone(),
+            crew: p.crew,
+            raised_at: p.raised_at,
+            location: p.location,
+            note: p.note,
+            state: SosState::Active,
+            sync_state: row.state,
+            location_updates: vec![],
+            cancellation: None,
+        };
+        for child in self.rows("WHERE r.parent_id = ?1 ORDER BY o.seq", &sos_id)? {
+            match child.kind {
+                RecordKind::SosLocation => {
+                    let p: LocationPayload = self.open_payload(&child)?;
+                    sos.location_updates.push(SosLocationUpdate {
+                        id: child.id,
+                        sos_id: sos_id.into(),
+                        location: p.location,
+                        recorded_at: p.recorded_at,
+                        sync_state: child.state,
+                    });
+                }
+                RecordKind::SosCancel => {
+                    let p: CancelPayload = self.open_payload(&child)?;
+                    sos.state = SosState::Cancelled;
+                    sos.cancellation = Some(SosCancellation {
+                        id: child.id,
+                        sos_id: sos_id.into(),
+                        reason: p.reason,
+                        note: p.note,
+                        cancelled_at: p.cancelled_at,
+                        sync_state: child.state,
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(sos)
+    }
+
+    /// A finalized report, decrypted.
+    pub fn get_report(&self, id: &str) -> Result<IncidentReport> {
+        check_id("report_id", id)?;
+        let row = self
+            .row(id)?
+            .filter(|r| r.kind == RecordKind::IncidentReport)
+            .ok_or_else(|| StoreError::NotFound {
+                what: "report",
+                id: id.into(),
+            })?;
+        let p: ReportPayload = self.open_payload(&row)?;
+        Ok(report_from(id, p, row.state))
+    }
+
+    /// Every queued or sent record in upload order (SOS lane first), then the drafts.
+    pub fn list_records(&self) -> Result<Vec<QueueEntry>> {
+        let rows = self.rows(
+            "WHERE ?1 ORDER BY CASE o.lane WHEN 'sos' THEN 0 ELSE 1 END, o.seq",
+            &1,
+        )?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let created_at = match &row.payload {
+                None => None,
+                Some(_) => Some(self.record_time(&row)?),
+            };
+            out.push(QueueEntry {
+                id: row.id,
+                kind: row.kind,
+                lane: Some(row.lane),
+                state: row.state,
+                parent_id: row.parent_id,
+                queue_position: Some(row.seq),
+                attempts: row.attempts,
+                created_at,
+            });
+        }
+        for draft in self.list_drafts()? {
+            out.push(QueueEntry {
+                id: draft.id,
+                kind: RecordKind::IncidentReport,
+                lane: None,
+                state: SyncState::Draft,
+                parent_id: None,
+                queue_position: None,
+                attempts: 0,
+                created_at: Some(draft.updated_at),
+            });
+        }
+        Ok(out)
+    }
+
+    fn record_time(&self, row: &Row) -> Result<SystemTime> {
+        Ok(match row.kind {
+            RecordKind::Sos => self.open_payload::<SosPayload>(row)?.raised_at,
+            RecordKind::SosLocation => self.open_payload::<LocationPayload>(row)?.recorded_at,
+            RecordKind::SosCancel => self.open_payload::<CancelPayload>(row)?.cancelled_at,
+            RecordKind::IncidentReport => self.open_payload::<ReportPayload>(row)?.finalized_at,
+        })
+    }
+
+    /// Records not yet delivered per lane, wedged records and drafts.
+    pub fn pending_counts(&self) -> Result<PendingCounts> {
+        let mut counts = PendingCounts::default();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT lane, state, count(*) FROM outbox WHERE state != 'delivered' GROUP BY lane, state",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, u64>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (lane, state, n) = row?;
+            match (lane_from(&lane)?, state_from(&state)?) {
+                (_, SyncState::Wedged) => counts.wedged += n,
+                (Lane::Sos, _) => counts.sos += n,
+                (Lane::Report, _) => counts.reports += n,
+            }
+        }
+        counts.drafts = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM drafts")?
+            .query_row([], |r| r.get(0))?;
+        Ok(counts)
+    }
+}
+
+pub(crate) fn report_from(id: &str, p: ReportPayload, state: SyncState) -> IncidentReport {
+    IncidentReport {
+        id: id.into(),
+        crew: p.crew,
+        fields: p.fields,
+        created_at: p.created_at,
+        finalized_at: p.finalized_at,
+        sync_state: state,
+    }
+}
