@@ -660,7 +660,8 @@ mod tests {
     fn finalize_rules_name_first_missing_field() {
         let now = SystemTime::now();
         assert!(complete().validate_complete(now).is_ok());
-        let cases: Vec<(Box<dyn Fn(&mut IncidentFields)>, &str)> = vec![
+        type Mutation = Box<dyn Fn(&mut IncidentFields)>;
+        let cases: Vec<(Mutation, &str)> = vec![
             (Box::new(|f| f.occurred_at = None), "occurred_at"),
             (Box::new(|f| f.address = Some(" ".into())), "location"),
             (Box::new(|f| f.kind = None), "kind"),

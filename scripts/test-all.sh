@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Runs every CrewSafe check on a fresh machine: installs what is missing (apt libjna-java and
+# debootstrap, npm kotlin-compiler into ~/.cache/crewsafe, the cached Swift chroot), then
+# fmt, clippy, the Rust tests, the benchmark and demo as smoke runs, binding generation,
+# and the Kotlin and Swift suites against the built library.
+#
+#   scripts/test-all.sh
+#
+# Long modes are opt-in through environment variables documented in README.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+FEATURES="bindgen,test-hooks"
+start=$(date +%s)
+step() { echo; echo "=== [$(( $(date +%s) - start ))s] $*"; }
+
+step "tools: Kotlin compiler, JNA, Swift chroot"
+bash bindings/kotlin/tools.sh >/dev/null
+bash bindings/swift/chroot.sh ensure >/dev/null
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --release --workspace --all-targets --features "$FEATURES" -- -D warnings
+
+step "cargo test"
+cargo test --release --workspace --features "$FEATURES"
+
+step "benchmark (quick smoke run; full figures: cargo bench --bench store)"
+CREWSAFE_BENCH_QUICK=1 cargo bench --features "$FEATURES" --bench store
+
+step "demo (smoke run)"
+cargo run --release --features "$FEATURES" --example demo >/dev/null
+
+step "generate bindings"
+bash bindings/generate.sh --test-hooks
+
+step "Kotlin suite (JVM + JNA against target/release/libcrewsafe.so)"
+bash bindings/kotlin/run-tests.sh target/release bindings/kotlin/generated bindings/kotlin/tests
+
+step "Swift suite (Swift 6 in the trixie chroot against the same library)"
+bash bindings/swift/run-tests.sh target/release bindings/swift/generated bindings/swift/tests
+
+step "all checks passed"
