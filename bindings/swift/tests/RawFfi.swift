@@ -28,3 +28,27 @@ func callDebugPanicRaw(_ store: CrewStore) -> (code: Int8, message: String?) {
     }
     return (status.code, message)
 }
+
+/// Runs `body` with the process's stderr (fd 2) sent to a temporary file; returns what was
+/// written. Rust's default panic hook prints every panic there.
+func capturingStderr<T>(_ body: () throws -> T) rethrows -> (T, String) {
+    let url = FileManager.default.temporaryDirectory
+        .appendingPathComponent("crewsafe-stderr-\(UUID().uuidString)")
+    _ = FileManager.default.createFile(atPath: url.path, contents: nil)
+    defer { try? FileManager.default.removeItem(at: url) }
+    guard let file = FileHandle(forWritingAtPath: url.path) else { return (try body(), "") }
+    fflush(stderr)
+    let saved = dup(2)
+    dup2(file.fileDescriptor, 2)
+    defer { try? file.close() }
+    let result: T
+    do {
+        result = try body()
+    } catch {
+        fflush(stderr); dup2(saved, 2); close(saved)
+        throw error
+    }
+    fflush(stderr); dup2(saved, 2); close(saved)
+    let text = (try? String(contentsOf: url, encoding: .utf8)) ?? ""
+    return (result, text)
+}

@@ -100,6 +100,8 @@ test("SOS: raise with fix and note, follow-up location, cancel; second cancel is
         }) { if case .InvalidState = $0 { return true } else { return false } }
         expectEqual(try t.store.getSos(sosId: sos.id), got, "refused calls changed nothing")
         expectEqual(try t.store.pendingCounts().sos, 3, "SOS + follow-up + cancellation queued")
+        expectEqual(try t.store.listRecords().map(\.kind), [.sos, .sosLocation, .sosCancel],
+                    "the cancellation is queued after the follow-up")
     }
 }
 
@@ -370,7 +372,7 @@ test("Rust panic via generated debugPanic(): the binding does not throw, it trap
     expect(r.stderr.contains("deliberate test panic"), "panic message on stderr: \(r.stderr)")
     expect(r.stderr.contains("rustPanic"), "Swift trap names UniffiInternalError.rustPanic: \(r.stderr)")
     print("       child: terminationReason=\(r.reason == .uncaughtSignal ? "signal" : "exit") status=\(r.status)")
-    for line in r.stderr.split(separator: "\n") where line.contains("Fatal error") || line.contains("panicked") {
+    for line in r.stderr.split(separator: "\n") where line.hasPrefix("thread ") || line.contains(": Fatal error:") {
         print("       child stderr: \(line)")
     }
 }
@@ -378,16 +380,19 @@ test("Rust panic via generated debugPanic(): the binding does not throw, it trap
 test("Rust panic at the FFI: CALL_UNEXPECTED_ERROR with the message; store stays usable") {
     try withStore { t in
         _ = try t.store.raiseSos(crew: crew(), location: nil, note: nil)
-        let r = callDebugPanicRaw(t.store)
+        let (r, printed) = capturingStderr { callDebugPanicRaw(t.store) }
         expectEqual(r.code, rustCallUnexpectedError, "RustCallStatus.code after a panic")
         expectEqual(r.message, "deliberate test panic", "panic message in errorBuf")
+        // Rust's default panic hook also writes the panic to stderr (the console on iOS).
+        expect(printed.contains("panicked at") && printed.contains("deliberate test panic"),
+               "panic hook output on stderr: \(printed)")
 
         // The panic happened while holding the store's (now poisoned) mutex: still usable.
         let sos = try t.store.raiseSos(crew: crew(), location: fix(), note: "after panic")
         expectEqual(try t.store.getSos(sosId: sos.id).note, "after panic")
         expectEqual(try t.store.pendingCounts().sos, 2)
         // A second panic is just as harmless.
-        expectEqual(callDebugPanicRaw(t.store).code, rustCallUnexpectedError)
+        expectEqual(capturingStderr { callDebugPanicRaw(t.store) }.0.code, rustCallUnexpectedError)
         _ = try t.store.createDraft(crew: crew(), fields: IncidentFields())
         expectEqual(try t.store.pendingCounts(), PendingCounts(sos: 2, reports: 0, wedged: 0, drafts: 1))
         try t.reopen()
