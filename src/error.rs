@@ -75,6 +75,49 @@ pub enum CrewSafeError {
     /// The store was closed or destroyed; open a new one.
     #[error("the store is closed")]
     Closed,
+    /// `configure_sync` has not been called.
+    #[error("sync is not configured")]
+    NotConfigured,
+    /// The server refused the device token, even after one refresh. Re-enroll the device or
+    /// fix the token source; records stay queued.
+    #[error("the server refused the device token")]
+    Unauthorized,
+    /// The server's public key matches none of the pins; nothing was sent. Check the pins
+    /// (and the network: this may be an interception).
+    #[error("the server's public key does not match the pinned keys")]
+    PinMismatch,
+    /// The server's certificate is not trusted; nothing was sent.
+    #[error("the server certificate was rejected: {reason}")]
+    CertificateRejected {
+        /// The TLS layer's reason.
+        reason: String,
+    },
+    /// A host callback (token provider) failed.
+    #[error("host callback failed: {reason}")]
+    HostFailed {
+        /// The host's reason.
+        reason: String,
+    },
+}
+
+impl From<crate::sync::SyncError> for CrewSafeError {
+    fn from(e: crate::sync::SyncError) -> Self {
+        use crate::sync::SyncError;
+        match e {
+            SyncError::Store(e) => e.into(),
+            SyncError::NotConfigured => CrewSafeError::NotConfigured,
+            SyncError::Config(c) => CrewSafeError::InvalidInput {
+                field: c.field.into(),
+                reason: c.reason,
+            },
+            SyncError::Unauthorized => CrewSafeError::Unauthorized,
+            SyncError::Host(h) => CrewSafeError::HostFailed {
+                reason: h.to_string(),
+            },
+            SyncError::PinMismatch => CrewSafeError::PinMismatch,
+            SyncError::Certificate(reason) => CrewSafeError::CertificateRejected { reason },
+        }
+    }
 }
 
 /// The store layer's internal error.

@@ -30,6 +30,7 @@ pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(10 * 60);
 
 /// Where a location fix came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
+#[serde(rename_all = "snake_case")]
 pub enum LocationProvider {
     /// Satellite fix.
     Gps,
@@ -108,6 +109,17 @@ pub enum SyncState {
     Wedged,
 }
 
+/// How far dispatch has got with a delivered SOS (fetched from the server during a sync).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum DispatchStatus {
+    /// On the national server; no dispatcher has looked yet.
+    Delivered,
+    /// A dispatcher has seen the alarm.
+    Acknowledged,
+    /// Dispatch closed the alarm.
+    Resolved,
+}
+
 /// Whether an SOS is still open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
 pub enum SosState {
@@ -119,6 +131,7 @@ pub enum SosState {
 
 /// Why an SOS was cancelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
+#[serde(rename_all = "snake_case")]
 pub enum CancelReason {
     /// Pressed by mistake.
     FalseAlarm,
@@ -179,6 +192,8 @@ pub struct Sos {
     pub state: SosState,
     /// Delivery state of the alarm itself.
     pub sync_state: SyncState,
+    /// What dispatch has done with it, once delivered and a sync fetched the status.
+    pub dispatch_status: Option<DispatchStatus>,
     /// Follow-up positions, oldest first.
     pub location_updates: Vec<SosLocationUpdate>,
     /// The cancellation, if any.
@@ -187,6 +202,7 @@ pub struct Sos {
 
 /// Kinds of violence against a crew.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
+#[serde(rename_all = "snake_case")]
 pub enum IncidentKind {
     /// Insults, shouting.
     VerbalAbuse,
@@ -206,6 +222,7 @@ pub enum IncidentKind {
 
 /// How serious the incident was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
+#[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// No harm, no lasting risk.
     Low,
@@ -219,6 +236,7 @@ pub enum Severity {
 
 /// Role of a harmed staff member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
+#[serde(rename_all = "snake_case")]
 pub enum StaffRole {
     /// Physician.
     Doctor,
@@ -359,6 +377,10 @@ pub struct QueueEntry {
     pub queue_position: Option<u64>,
     /// Upload attempts so far.
     pub attempts: u32,
+    /// Why the server refused it, when `state` is `Wedged`.
+    pub wedged_reason: Option<String>,
+    /// For a delivered SOS: what dispatch has done with it.
+    pub dispatch_status: Option<DispatchStatus>,
     /// When the record was made (raised, recorded, cancelled, finalized, or draft last
     /// saved); `None` once its content was purged after delivery.
     pub created_at: Option<SystemTime>,

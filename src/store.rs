@@ -4,14 +4,21 @@
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
 
 use crate::crypto::{random_key_bytes, DataKey};
+use crate::db::outbox::RecordChange;
 use crate::db::Db;
 use crate::error::{CrewSafeError, StoreError};
 use crate::model::{
     CancelReason, CrewIdentity, DraftSaved, IncidentDraft, IncidentFields, IncidentReport,
-    LocationFix, PendingCounts, QueueEntry, Sos, SosCancellation, SosLocationUpdate,
+    LocationFix, PendingCounts, QueueEntry, RecordKind, Sos, SosCancellation, SosLocationUpdate,
+    SyncState,
 };
+use crate::observer::{Observers, RecordListener, Subscription, SyncListener, TokenProvider};
+use crate::sync::worker::{spawn, Signal};
+use crate::sync::{self, SyncConfig, SyncReport, SyncSetup};
 
 /// The phrase `destroy` requires, so that it is never called by accident.
 pub const DESTROY_CONFIRMATION: &str = "DESTROY";
@@ -27,25 +34,78 @@ pub fn generate_data_key() -> Vec<u8> {
     }
 }
 
-/// An encrypted, offline store of SOS alarms and incident reports on this phone.
+/// An encrypted, offline store of SOS alarms and incident reports on this phone, with its
+/// sync to the national server.
 #[derive(uniffi::Object)]
 pub struct CrewStore {
-    db: Mutex<Option<Db>>,
+    shared: Arc<Shared>,
+    worker: Mutex<Option<JoinHandle<()>>>,
 }
 
-type R<T> = Result<T, CrewSafeError>;
+/// State shared by the store object, its sync engine and its background worker.
+pub(crate) struct Shared {
+    db: Mutex<Option<Db>>,
+    sync: Mutex<Option<Arc<SyncSetup>>>,
+    /// Held for the whole of a sync: one at a time.
+    pub(crate) sync_lock: Mutex<()>,
+    pub(crate) observers: Arc<Observers>,
+    signal: Arc<Signal>,
+}
 
-impl CrewStore {
-    fn lock(&self) -> MutexGuard<'_, Option<Db>> {
+impl Shared {
+    fn lock_db(&self) -> MutexGuard<'_, Option<Db>> {
         // A panic while holding the lock leaves SQLite consistent (the transaction rolls
         // back on drop), so a poisoned lock is safe to keep using.
         self.db.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Runs `f` on the open database under its lock.
+    pub(crate) fn db<T>(
+        &self,
+        f: impl FnOnce(&mut Db) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut guard = self.lock_db();
+        let db = guard.as_mut().ok_or(StoreError::Closed)?;
+        f(db)
+    }
+
+    /// The current sync configuration, if any.
+    pub(crate) fn sync_setup(&self) -> Option<Arc<SyncSetup>> {
+        self.sync.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+type R<T> = Result<T, CrewSafeError>;
+
+impl CrewStore {
     fn with<T>(&self, f: impl FnOnce(&mut Db) -> Result<T, StoreError>) -> R<T> {
-        let mut guard = self.lock();
-        let db = guard.as_mut().ok_or(CrewSafeError::Closed)?;
-        f(db).map_err(CrewSafeError::from)
+        self.shared.db(f).map_err(CrewSafeError::from)
+    }
+
+    /// Tells listeners and the worker about a newly queued record.
+    fn queued(&self, id: &str, kind: RecordKind) {
+        self.shared.observers.records(&[RecordChange {
+            id: id.into(),
+            kind,
+            state: SyncState::Queued,
+            dispatch_status: None,
+        }]);
+        self.shared.signal.kick();
+    }
+
+    fn stop_worker(&self) {
+        self.shared.signal.stop();
+        let handle = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for CrewStore {
+    fn drop(&mut self) {
+        // The worker holds only a weak reference; stopping it is enough.
+        self.shared.signal.stop();
     }
 }
 
@@ -61,7 +121,14 @@ impl CrewStore {
         zeroize::Zeroize::zeroize(&mut *key);
         let db = Db::open(Path::new(&path), data_key)?;
         Ok(Arc::new(CrewStore {
-            db: Mutex::new(Some(db)),
+            shared: Arc::new(Shared {
+                db: Mutex::new(Some(db)),
+                sync: Mutex::new(None),
+                sync_lock: Mutex::new(()),
+                observers: Arc::new(Observers::default()),
+                signal: Arc::new(Signal::default()),
+            }),
+            worker: Mutex::new(None),
         }))
     }
 
@@ -72,12 +139,16 @@ impl CrewStore {
         location: Option<LocationFix>,
         note: Option<String>,
     ) -> R<Sos> {
-        self.with(|db| db.raise_sos(crew, location, note))
+        let sos = self.with(|db| db.raise_sos(crew, location, note))?;
+        self.queued(&sos.id, RecordKind::Sos);
+        Ok(sos)
     }
 
     /// Appends a newer position to an active SOS.
     pub fn add_sos_location(&self, sos_id: String, location: LocationFix) -> R<SosLocationUpdate> {
-        self.with(|db| db.add_sos_location(&sos_id, location))
+        let update = self.with(|db| db.add_sos_location(&sos_id, location))?;
+        self.queued(&update.id, RecordKind::SosLocation);
+        Ok(update)
     }
 
     /// Cancels an active SOS with a reason; the alarm itself is kept and still delivered.
@@ -87,7 +158,9 @@ impl CrewStore {
         reason: CancelReason,
         note: Option<String>,
     ) -> R<SosCancellation> {
-        self.with(|db| db.cancel_sos(&sos_id, reason, note))
+        let cancel = self.with(|db| db.cancel_sos(&sos_id, reason, note))?;
+        self.queued(&cancel.id, RecordKind::SosCancel);
+        Ok(cancel)
     }
 
     /// An SOS with its follow-ups and current states.
@@ -129,7 +202,9 @@ impl CrewStore {
     /// Checks the required fields and turns the draft into an immutable report queued for
     /// the server. `InvalidInput { field, reason }` names the first missing or bad field.
     pub fn finalize_draft(&self, draft_id: String, expected_revision: u64) -> R<IncidentReport> {
-        self.with(|db| db.finalize_draft(&draft_id, expected_revision))
+        let report = self.with(|db| db.finalize_draft(&draft_id, expected_revision))?;
+        self.queued(&report.id, RecordKind::IncidentReport);
+        Ok(report)
     }
 
     /// A finalized report by id.
@@ -155,9 +230,10 @@ impl CrewStore {
         self.with(|db| db.rekey(key))
     }
 
-    /// Closes the store; later calls fail with `Closed`.
+    /// Stops the background sync and closes the store; later calls fail with `Closed`.
     pub fn close(&self) -> R<()> {
-        match self.lock().take() {
+        self.stop_worker();
+        match self.shared.lock_db().take() {
             Some(db) => db.close().map_err(CrewSafeError::from),
             None => Ok(()),
         }
@@ -172,10 +248,93 @@ impl CrewStore {
                 reason: "must be exactly DESTROY".into(),
             });
         }
-        match self.lock().take() {
+        self.stop_worker();
+        match self.shared.lock_db().take() {
             Some(db) => db.destroy().map_err(CrewSafeError::from),
             None => Err(CrewSafeError::Closed),
         }
+    }
+}
+
+/// Sync with the national server.
+#[uniffi::export]
+impl CrewStore {
+    /// Sets where and how to deliver records, and who supplies the device token. Starts the
+    /// background worker (idle until `set_online(true)`). Calling it again replaces the
+    /// configuration.
+    pub fn configure_sync(&self, config: SyncConfig, tokens: Arc<dyn TokenProvider>) -> R<()> {
+        let setup = SyncSetup::new(config, tokens)?;
+        *self.shared.sync.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(setup));
+        let mut worker = self.worker.lock().unwrap_or_else(|p| p.into_inner());
+        if worker.is_none() {
+            let handle =
+                spawn(Arc::downgrade(&self.shared), self.shared.signal.clone()).map_err(|e| {
+                    CrewSafeError::Storage {
+                        reason: format!("could not start the sync worker: {}", e.kind()),
+                    }
+                })?;
+            *worker = Some(handle);
+        }
+        Ok(())
+    }
+
+    /// Delivers what is queued, SOS lane first, and returns what happened. Blocking: call it
+    /// from a background job (WorkManager, BGTask). Network trouble is not an error: the
+    /// report says `WillRetry` and when. Errors: `NotConfigured`, `Unauthorized` (the token
+    /// was refused twice), `PinMismatch`, `CertificateRejected`.
+    pub fn sync_now(&self) -> R<SyncReport> {
+        sync::sync_now(&self.shared).map_err(CrewSafeError::from)
+    }
+
+    /// Tells the store whether the phone has a network. When it comes back, retry delays are
+    /// forgotten and the background worker starts draining the queue.
+    pub fn set_online(&self, online: bool) -> R<()> {
+        if online {
+            self.with(|db| db.clear_backoff())?;
+        }
+        self.shared.signal.set_online(online);
+        Ok(())
+    }
+
+    /// Stops the background worker and waits for it (at most one request timeout). Manual
+    /// `sync_now` calls still work.
+    pub fn shutdown(&self) {
+        self.stop_worker();
+    }
+
+    /// Puts a wedged record back in the queue (after the cause was fixed on the server).
+    pub fn retry_wedged(&self, record_id: String) -> R<()> {
+        let change = self.with(|db| db.retry_wedged(&record_id))?;
+        self.shared.observers.records(&[change]);
+        self.shared.signal.kick();
+        Ok(())
+    }
+
+    /// Deletes a wedged record for good (with the follow-ups of a wedged SOS). Returns how
+    /// many records were deleted.
+    pub fn discard_wedged(&self, record_id: String) -> R<u64> {
+        self.with(|db| db.discard_wedged(&record_id))
+    }
+
+    /// Purges the content of records delivered more than `older_than_days` days ago (0: all
+    /// delivered records). Ids and states stay. Returns how many were purged.
+    pub fn purge_delivered(&self, older_than_days: u32) -> R<u64> {
+        let cutoff = SystemTime::now() - Duration::from_secs(u64::from(older_than_days) * 86_400);
+        let ms = cutoff
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64 + 1)
+            .unwrap_or(0);
+        self.with(|db| db.purge_delivered(ms))
+    }
+
+    /// Calls `listener` on every record state change until the subscription is cancelled.
+    pub fn subscribe_records(&self, listener: Arc<dyn RecordListener>) -> Arc<Subscription> {
+        self.shared.observers.add_record(listener)
+    }
+
+    /// Calls `listener` with the progress of every sync until the subscription is cancelled.
+    pub fn subscribe_sync(&self, listener: Arc<dyn SyncListener>) -> Arc<Subscription> {
+        self.shared.observers.add_sync(listener)
     }
 }
 
@@ -185,8 +344,8 @@ impl CrewStore {
 impl CrewStore {
     /// Panics inside the core while holding the store's lock, to prove that a panic reaches
     /// the host as an exception and the store stays usable.
-    pub fn debug_panic(&self) {
-        let _guard = self.lock();
+    pub fn debug_panic(&self) -> R<()> {
+        let _guard = self.shared.lock_db();
         panic!("deliberate test panic");
     }
 }

@@ -20,7 +20,8 @@
 //! pages to temp files; foreign keys on.
 
 mod drafts;
-mod records;
+pub mod outbox;
+pub mod records;
 pub mod schema;
 
 use std::path::{Path, PathBuf};

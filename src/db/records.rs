@@ -11,41 +11,54 @@ use super::{check_id, new_id, now, Db, Durability};
 use crate::crypto::Slot;
 use crate::error::{Result, StoreError};
 use crate::model::{
-    validate_note, CancelReason, CrewIdentity, IncidentFields, IncidentReport, Lane, LocationFix,
-    PendingCounts, QueueEntry, RecordKind, Sos, SosCancellation, SosLocationUpdate, SosState,
-    SyncState,
+    validate_note, CancelReason, CrewIdentity, DispatchStatus, IncidentFields, IncidentReport,
+    Lane, LocationFix, PendingCounts, QueueEntry, RecordKind, Sos, SosCancellation,
+    SosLocationUpdate, SosState, SyncState,
 };
 
 /// Sealed content of an SOS.
 #[derive(Serialize, Deserialize)]
-pub(crate) struct SosPayload {
+pub struct SosPayload {
+    /// Who raised it.
     pub crew: CrewIdentity,
+    /// When.
     pub raised_at: SystemTime,
+    /// Where, if known.
     pub location: Option<LocationFix>,
+    /// Short note.
     pub note: Option<String>,
 }
 
 /// Sealed content of a follow-up location.
 #[derive(Serialize, Deserialize)]
-pub(crate) struct LocationPayload {
+pub struct LocationPayload {
+    /// The new position.
     pub location: LocationFix,
+    /// When it was recorded.
     pub recorded_at: SystemTime,
 }
 
 /// Sealed content of a cancellation.
 #[derive(Serialize, Deserialize)]
-pub(crate) struct CancelPayload {
+pub struct CancelPayload {
+    /// Why.
     pub reason: CancelReason,
+    /// Short note.
     pub note: Option<String>,
+    /// When.
     pub cancelled_at: SystemTime,
 }
 
 /// Sealed content of a finalized report.
 #[derive(Serialize, Deserialize)]
-pub(crate) struct ReportPayload {
+pub struct ReportPayload {
+    /// Who wrote it.
     pub crew: CrewIdentity,
+    /// The validated content.
     pub fields: IncidentFields,
+    /// When the draft was started.
     pub created_at: SystemTime,
+    /// When it was finalized.
     pub finalized_at: SystemTime,
 }
 
@@ -58,7 +71,7 @@ pub(crate) fn kind_str(kind: RecordKind) -> &'static str {
     }
 }
 
-fn kind_from(s: &str) -> Result<RecordKind> {
+pub(crate) fn kind_from(s: &str) -> Result<RecordKind> {
     Ok(match s {
         "sos" => RecordKind::Sos,
         "sos_location" => RecordKind::SosLocation,
@@ -75,7 +88,7 @@ pub(crate) fn lane_str(lane: Lane) -> &'static str {
     }
 }
 
-fn lane_from(s: &str) -> Result<Lane> {
+pub(crate) fn lane_from(s: &str) -> Result<Lane> {
     match s {
         "sos" => Ok(Lane::Sos),
         "report" => Ok(Lane::Report),
@@ -83,7 +96,16 @@ fn lane_from(s: &str) -> Result<Lane> {
     }
 }
 
-fn state_from(s: &str) -> Result<SyncState> {
+pub(crate) fn dispatch_from(s: &str) -> Option<DispatchStatus> {
+    match s {
+        "delivered" => Some(DispatchStatus::Delivered),
+        "acknowledged" => Some(DispatchStatus::Acknowledged),
+        "resolved" => Some(DispatchStatus::Resolved),
+        _ => None,
+    }
+}
+
+pub(crate) fn state_from(s: &str) -> Result<SyncState> {
     Ok(match s {
         "queued" => SyncState::Queued,
         "sending" => SyncState::Sending,
@@ -124,10 +146,13 @@ struct Row {
     lane: Lane,
     state: SyncState,
     attempts: u32,
+    wedged_reason: Option<Vec<u8>>,
+    dispatch_status: Option<DispatchStatus>,
 }
 
 const ROW_SELECT: &str = "SELECT r.id, r.kind, r.parent_id, r.payload, o.seq, o.lane, o.state, \
-     o.attempts FROM records r JOIN outbox o ON o.record_id = r.id";
+     o.attempts, o.wedged_reason, o.dispatch_status FROM records r \
+     JOIN outbox o ON o.record_id = r.id";
 
 fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Row, String, String, String)> {
     Ok((
@@ -140,6 +165,11 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Row, String, String, Str
             lane: Lane::Sos,
             state: SyncState::Queued,
             attempts: r.get(7)?,
+            wedged_reason: r.get(8)?,
+            dispatch_status: r
+                .get::<_, Option<String>>(9)?
+                .as_deref()
+                .and_then(dispatch_from),
         },
         r.get(1)?,
         r.get(5)?,
@@ -209,6 +239,7 @@ impl Db {
             note: payload.note,
             state: SosState::Active,
             sync_state: SyncState::Queued,
+            dispatch_status: None,
             location_updates: vec![],
             cancellation: None,
         })
@@ -312,6 +343,7 @@ impl Db {
             note: p.note,
             state: SosState::Active,
             sync_state: row.state,
+            dispatch_status: row.dispatch_status,
             location_updates: vec![],
             cancellation: None,
         };
@@ -371,6 +403,14 @@ impl Db {
                 None => None,
                 Some(_) => Some(self.record_time(&row)?),
             };
+            let wedged_reason =
+                match &row.wedged_reason {
+                    Some(sealed) => Some(self.open_json::<String>(
+                        Slot::new("outbox", "wedged_reason", &row.id),
+                        sealed,
+                    )?),
+                    None => None,
+                };
             out.push(QueueEntry {
                 id: row.id,
                 kind: row.kind,
@@ -379,6 +419,8 @@ impl Db {
                 parent_id: row.parent_id,
                 queue_position: Some(row.seq),
                 attempts: row.attempts,
+                wedged_reason,
+                dispatch_status: row.dispatch_status,
                 created_at,
             });
         }
@@ -391,6 +433,8 @@ impl Db {
                 parent_id: None,
                 queue_position: None,
                 attempts: 0,
+                wedged_reason: None,
+                dispatch_status: None,
                 created_at: Some(draft.updated_at),
             });
         }

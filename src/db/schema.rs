@@ -9,7 +9,10 @@ use rusqlite::Connection;
 use crate::error::{Result, StoreError};
 
 /// The migrations, in order. Entry `i` upgrades version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[include_str!("../../sql/migrations/001_initial.sql")];
+pub const MIGRATIONS: &[&str] = &[
+    include_str!("../../sql/migrations/001_initial.sql"),
+    include_str!("../../sql/migrations/002_sync.sql"),
+];
 
 /// The schema version this build writes.
 pub const VERSION: u32 = MIGRATIONS.len() as u32;

@@ -94,3 +94,4 @@ pub fn complete_fields() -> IncidentFields {
         narrative: Some("The patient's son attacked the paramedic during treatment.".into()),
     }
 }
+pub mod net;

@@ -1,0 +1,581 @@
+//! Wire types of the CrewSafe sync protocol, version 1 (see `docs/protocol.md`).
+//!
+//! Versioned JSON over HTTPS. The phone uploads batches of records to
+//! `POST /v1/records:batch` and gets one result per record; it asks for the dispatch status
+//! of its open SOS alarms with `POST /v1/sos:status`. Times are RFC 3339 UTC strings.
+//! Everything here is plain serde data with decoding helpers that never panic.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Protocol version carried in every request body.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Path of the batch upload.
+pub const BATCH_PATH: &str = "/v1/records:batch";
+/// Path of the SOS status query.
+pub const SOS_STATUS_PATH: &str = "/v1/sos:status";
+/// Largest request body the reference server accepts (413 above).
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// Most records the reference server accepts in one batch (413 above).
+pub const MAX_BATCH_RECORDS: usize = 1000;
+
+/// What a record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// An SOS alarm.
+    Sos,
+    /// A follow-up position for an SOS.
+    SosLocation,
+    /// The cancellation of an SOS.
+    SosCancel,
+    /// An incident report.
+    IncidentReport,
+}
+
+impl Kind {
+    /// The lane this kind must travel in.
+    pub fn lane(self) -> Lane {
+        match self {
+            Kind::IncidentReport => Lane::Report,
+            _ => Lane::Sos,
+        }
+    }
+
+    /// Whether this kind refers to a parent SOS.
+    pub fn needs_parent(self) -> bool {
+        matches!(self, Kind::SosLocation | Kind::SosCancel)
+    }
+}
+
+/// Delivery lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lane {
+    /// SOS alarms and follow-ups: always first.
+    Sos,
+    /// Incident reports.
+    Report,
+}
+
+/// One record in a batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireRecord {
+    /// Client-generated UUID.
+    pub id: String,
+    /// Record kind.
+    pub kind: Kind,
+    /// Lane (must match the kind).
+    pub lane: Lane,
+    /// For follow-ups: the SOS id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<String>,
+    /// Device wall-clock time when the record was made.
+    pub device_time: DateTime<Utc>,
+    /// The content; its shape depends on `kind` (see the content types below).
+    pub content: serde_json::Value,
+}
+
+/// Body of `POST /v1/records:batch`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// Must be [`PROTOCOL_VERSION`].
+    pub protocol: u32,
+    /// Records in upload order.
+    pub records: Vec<WireRecord>,
+}
+
+/// Outcome for one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemStatus {
+    /// Stored now.
+    Accepted,
+    /// Already stored with the same content: same answer as the first time.
+    Duplicate,
+    /// Already stored with different content: permanent failure.
+    Conflict,
+    /// Refused by validation: permanent failure; `reason` says why.
+    Rejected,
+}
+
+/// Result for one record of a batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemResult {
+    /// The record's id.
+    pub id: String,
+    /// What happened to it.
+    pub status: ItemStatus,
+    /// When the server first stored it (accepted and duplicate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_at: Option<DateTime<Utc>>,
+    /// Why it was refused (conflict and rejected).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Body of a 200 answer to a batch. Records without a result were not processed and must be
+/// sent again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchResponse {
+    /// One result per processed record.
+    pub results: Vec<ItemResult>,
+}
+
+/// Body of `POST /v1/sos:status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SosStatusRequest {
+    /// Must be [`PROTOCOL_VERSION`].
+    pub protocol: u32,
+    /// Ids of SOS alarms this device sent.
+    pub ids: Vec<String>,
+}
+
+/// How far dispatch has got with an SOS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DispatchStatus {
+    /// Stored on the server; no dispatcher has looked yet.
+    Delivered,
+    /// A dispatcher has seen the alarm.
+    Acknowledged,
+    /// Dispatch closed the alarm.
+    Resolved,
+}
+
+/// Status of one SOS.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SosStatus {
+    /// SOS id.
+    pub id: String,
+    /// Current status.
+    pub status: DispatchStatus,
+    /// When the status last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Answer to a status query; unknown ids are left out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SosStatusResponse {
+    /// Known SOS alarms.
+    pub statuses: Vec<SosStatus>,
+}
+
+/// Body of every 4xx/5xx answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Machine-readable code, e.g. `malformed`, `unauthorized`, `too_large`.
+    pub error: String,
+    /// Human-readable detail (never record content).
+    pub message: String,
+}
+
+// ---------------------------------------------------------------------------------------
+// Record content
+// ---------------------------------------------------------------------------------------
+
+/// Who made a record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Crew {
+    /// Enrolled device id.
+    pub device_id: String,
+    /// Crew (brigade) id.
+    pub crew_id: String,
+    /// Staff member, if known.
+    #[serde(default)]
+    pub staff_id: Option<String>,
+}
+
+/// A location fix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Location {
+    /// Degrees.
+    pub latitude: f64,
+    /// Degrees.
+    pub longitude: f64,
+    /// Metres.
+    pub accuracy_m: f64,
+    /// Metres.
+    #[serde(default)]
+    pub altitude_m: Option<f64>,
+    /// `gps`, `network`, `fused` or `manual`.
+    pub provider: String,
+    /// When the fix was taken.
+    pub fixed_at: DateTime<Utc>,
+}
+
+/// Content of a `sos` record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SosContent {
+    /// Who raised it.
+    pub crew: Crew,
+    /// When.
+    pub raised_at: DateTime<Utc>,
+    /// Where, if known.
+    #[serde(default)]
+    pub location: Option<Location>,
+    /// Short note.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// Content of a `sos_location` record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SosLocationContent {
+    /// The new position.
+    pub location: Location,
+    /// When it was recorded.
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// Content of a `sos_cancel` record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SosCancelContent {
+    /// `false_alarm`, `threat_over`, `help_arrived` or `other`.
+    pub reason: String,
+    /// Short note.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// When it was cancelled.
+    pub cancelled_at: DateTime<Utc>,
+}
+
+/// A harmed staff member.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Harmed {
+    /// `doctor`, `paramedic`, `nurse`, `driver` or `other`.
+    pub role: String,
+    /// Name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Injury.
+    #[serde(default)]
+    pub injury_description: Option<String>,
+}
+
+/// A witness.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessContent {
+    /// Name.
+    pub name: String,
+    /// Contact.
+    #[serde(default)]
+    pub contact: Option<String>,
+}
+
+/// Content of an `incident_report` record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportContent {
+    /// Who wrote it.
+    pub crew: Crew,
+    /// When it happened.
+    pub occurred_at: DateTime<Utc>,
+    /// Where, as a fix.
+    #[serde(default)]
+    pub location: Option<Location>,
+    /// Where, as text.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// `verbal_abuse`, `threat`, `physical_assault`, `armed_assault`,
+    /// `damage_to_vehicle_or_equipment`, `obstruction_of_crew` or `other`.
+    pub kind: String,
+    /// `low`, `moderate`, `serious` or `critical`.
+    pub severity: String,
+    /// Harmed staff.
+    #[serde(default)]
+    pub staff_harmed: Vec<Harmed>,
+    /// Perpetrator description.
+    #[serde(default)]
+    pub perpetrator_description: Option<String>,
+    /// Witnesses.
+    #[serde(default)]
+    pub witnesses: Vec<WitnessContent>,
+    /// Whether police were called.
+    pub police_called: bool,
+    /// Police report number.
+    #[serde(default)]
+    pub police_report_number: Option<String>,
+    /// Dispatch call number.
+    #[serde(default)]
+    pub dispatch_call_number: Option<String>,
+    /// Narrative.
+    pub narrative: String,
+    /// When the draft was started.
+    pub created_at: DateTime<Utc>,
+    /// When it was finalized.
+    pub finalized_at: DateTime<Utc>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Decoding and validation helpers (shared by client and server, fuzzed)
+// ---------------------------------------------------------------------------------------
+
+/// Why a body could not be decoded. Messages carry positions and field names, never values.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Not JSON of the expected shape.
+    #[error("malformed body: {0}")]
+    Malformed(String),
+    /// Wrong protocol version.
+    #[error("unsupported protocol version {0}")]
+    Version(u32),
+}
+
+fn malformed(e: serde_json::Error) -> DecodeError {
+    // serde_json messages may quote unknown field names or string values; keep only the
+    // category and position.
+    DecodeError::Malformed(format!(
+        "{:?} error at line {} column {}",
+        e.classify(),
+        e.line(),
+        e.column()
+    ))
+}
+
+/// Decodes a batch request body.
+pub fn decode_batch_request(body: &[u8]) -> Result<BatchRequest, DecodeError> {
+    let req: BatchRequest = serde_json::from_slice(body).map_err(malformed)?;
+    if req.protocol != PROTOCOL_VERSION {
+        return Err(DecodeError::Version(req.protocol));
+    }
+    Ok(req)
+}
+
+/// Decodes a batch response body.
+pub fn decode_batch_response(body: &[u8]) -> Result<BatchResponse, DecodeError> {
+    serde_json::from_slice(body).map_err(malformed)
+}
+
+/// Decodes an SOS status response body.
+pub fn decode_sos_status_response(body: &[u8]) -> Result<SosStatusResponse, DecodeError> {
+    serde_json::from_slice(body).map_err(malformed)
+}
+
+/// Parses a `Retry-After` header value: delta-seconds or an HTTP date. Returns the delay in
+/// seconds from `now`, capped at one day; `None` if unparseable.
+pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<u64> {
+    const CAP: u64 = 24 * 3600;
+    let v = value.trim();
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(v.parse::<u64>().unwrap_or(CAP).min(CAP));
+    }
+    let when = DateTime::parse_from_rfc2822(v).ok()?.with_timezone(&Utc);
+    let secs = (when - now).num_seconds();
+    Some(secs.clamp(0, CAP as i64) as u64)
+}
+
+// ---------------------------------------------------------------------------------------
+// Dispatcher endpoints and the reference server's test fault mode (not used by the phone)
+// ---------------------------------------------------------------------------------------
+
+/// Path of the health check (`GET`, 200 when the server is up).
+pub const HEALTH_PATH: &str = "/healthz";
+/// Path of the dispatcher SOS list (`GET`); `/{id}/acknowledge` and `/{id}/resolve` below it
+/// move an alarm forward (`POST`).
+pub const DISPATCH_SOS_PATH: &str = "/v1/dispatch/sos";
+/// Path of the test fault queue of the reference server (`GET`, `POST`, `DELETE`); present
+/// only when the server runs in test fault mode.
+pub const TEST_FAULTS_PATH: &str = "/test/faults";
+
+/// Where a cancelled SOS stands, as dispatch sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DispatchCancel {
+    /// `false_alarm`, `threat_over`, `help_arrived` or `other`.
+    pub reason: String,
+    /// Short note.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// When the crew cancelled it.
+    pub cancelled_at: DateTime<Utc>,
+}
+
+/// One SOS alarm as listed to dispatchers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DispatchSos {
+    /// SOS id.
+    pub id: String,
+    /// Device that sent it.
+    pub device_id: String,
+    /// Crew that raised it.
+    pub crew: Crew,
+    /// When the crew raised it.
+    pub raised_at: DateTime<Utc>,
+    /// When the server stored it.
+    pub received_at: DateTime<Utc>,
+    /// Latest known position: the newest `sos_location` follow-up, else the alarm's own.
+    #[serde(default)]
+    pub location: Option<Location>,
+    /// The alarm's note.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// Set when the crew cancelled the alarm.
+    #[serde(default)]
+    pub cancel: Option<DispatchCancel>,
+    /// Dispatch status.
+    pub status: DispatchStatus,
+    /// When the status last changed.
+    pub updated_at: DateTime<Utc>,
+    /// When a dispatcher acknowledged it.
+    #[serde(default)]
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    /// Which dispatcher acknowledged it.
+    #[serde(default)]
+    pub acknowledged_by: Option<String>,
+    /// When a dispatcher resolved it.
+    #[serde(default)]
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// Which dispatcher resolved it.
+    #[serde(default)]
+    pub resolved_by: Option<String>,
+}
+
+/// Answer to `GET /v1/dispatch/sos`: alarms in receive order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DispatchSosList {
+    /// The alarms.
+    pub sos: Vec<DispatchSos>,
+}
+
+/// One injectable fault of the reference server's test mode (`POST /test/faults` takes a JSON
+/// list of these). All but [`TestFault::RejectId`] are one-shot and consumed, in order, by
+/// the next authenticated batch requests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "fault", rename_all = "snake_case")]
+pub enum TestFault {
+    /// Answer with this HTTP status (and `Retry-After`, if given) without processing.
+    Status {
+        /// HTTP status code, e.g. 500, 503 or 429.
+        code: u16,
+        /// Value of the `Retry-After` header in seconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_secs: Option<u64>,
+    },
+    /// Wait this long, then process normally.
+    Delay {
+        /// Milliseconds.
+        ms: u64,
+    },
+    /// Process and commit, then close the connection without sending any response.
+    DropAfterCommit,
+    /// Process and commit, send `200` headers and part of the body, then abort the
+    /// connection.
+    TruncateAfterCommit,
+    /// Process only the first `accept_first` records and answer for those; the rest are
+    /// neither stored nor answered.
+    Partial {
+        /// How many records to process.
+        accept_first: usize,
+    },
+    /// Persistent: a record with this id is always answered `rejected` with reason
+    /// `poison record (test fault)`.
+    RejectId {
+        /// Record id.
+        id: String,
+    },
+}
+
+/// Answer to `GET /test/faults`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestFaultsState {
+    /// One-shot faults not yet consumed, in order.
+    pub pending: Vec<TestFault>,
+    /// Poisoned record ids.
+    pub reject_ids: Vec<String>,
+    /// Batch requests received since the server started (all of them, even refused ones).
+    pub batch_requests: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        let now = DateTime::parse_from_rfc3339("2026-11-25T08:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(parse_retry_after("7", now), Some(7));
+        assert_eq!(parse_retry_after(" 0 ", now), Some(0));
+        assert_eq!(parse_retry_after("99999999999999999999", now), Some(86400));
+        assert_eq!(
+            parse_retry_after("Wed, 25 Nov 2026 08:00:30 GMT", now),
+            Some(30)
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 25 Nov 2026 07:00:00 GMT", now),
+            Some(0)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-5", now), None);
+        assert_eq!(parse_retry_after("", now), None);
+    }
+
+    #[test]
+    fn test_fault_json_shapes() {
+        let faults: Vec<TestFault> = serde_json::from_str(
+            r#"[{"fault":"status","code":503,"retry_after_secs":2},{"fault":"status","code":500},
+                {"fault":"delay","ms":10},{"fault":"drop_after_commit"},
+                {"fault":"truncate_after_commit"},{"fault":"partial","accept_first":1},
+                {"fault":"reject_id","id":"x"}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            faults,
+            vec![
+                TestFault::Status {
+                    code: 503,
+                    retry_after_secs: Some(2)
+                },
+                TestFault::Status {
+                    code: 500,
+                    retry_after_secs: None
+                },
+                TestFault::Delay { ms: 10 },
+                TestFault::DropAfterCommit,
+                TestFault::TruncateAfterCommit,
+                TestFault::Partial { accept_first: 1 },
+                TestFault::RejectId { id: "x".into() },
+            ]
+        );
+        assert_eq!(
+            serde_json::to_string(&TestFault::DropAfterCommit).unwrap(),
+            r#"{"fault":"drop_after_commit"}"#
+        );
+    }
+
+    #[test]
+    fn batch_round_trip_and_errors() {
+        let req = BatchRequest {
+            protocol: 1,
+            records: vec![WireRecord {
+                id: "a".into(),
+                kind: Kind::SosLocation,
+                lane: Lane::Sos,
+                parent_id: Some("p".into()),
+                device_time: Utc::now(),
+                content: serde_json::json!({"x": 1}),
+            }],
+        };
+        let body = serde_json::to_vec(&req).unwrap();
+        assert_eq!(decode_batch_request(&body).unwrap(), req);
+        assert!(matches!(
+            decode_batch_request(br#"{"protocol":2,"records":[]}"#),
+            Err(DecodeError::Version(2))
+        ));
+        let err =
+            decode_batch_request(br#"{"protocol":1,"records":[],"secret_field":1}"#).unwrap_err();
+        assert!(!err.to_string().contains("secret_field"), "{err}");
+        assert!(decode_batch_response(b"\xff\xfe").is_err());
+    }
+}

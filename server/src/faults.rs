@@ -1,0 +1,85 @@
+//! Test fault injection: a queue of one-shot faults consumed by the next authenticated batch
+//! requests, persistent poison ids, and a counter of batch requests.
+
+use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use crewsafe_protocol::{TestFault, TestFaultsState};
+
+/// Fault controls of a running server (see [`crate::RunningServer::faults`] and
+/// `POST /test/faults`). Cheap to share; every method takes `&self`.
+#[derive(Debug, Default)]
+pub struct Faults {
+    queue: Mutex<VecDeque<TestFault>>,
+    reject_ids: Mutex<BTreeSet<String>>,
+    batch_requests: AtomicU64,
+}
+
+impl Faults {
+    /// Queues a fault. [`TestFault::RejectId`] is not queued: it poisons its id until
+    /// [`Faults::clear`].
+    pub fn push(&self, fault: TestFault) {
+        match fault {
+            TestFault::RejectId { id } => {
+                lock(&self.reject_ids).insert(id);
+            }
+            other => lock(&self.queue).push_back(other),
+        }
+    }
+
+    /// Queues several faults in order.
+    pub fn push_all(&self, faults: impl IntoIterator<Item = TestFault>) {
+        for f in faults {
+            self.push(f);
+        }
+    }
+
+    /// Poisons a record id: it is answered `rejected` ("poison record (test fault)") until
+    /// [`Faults::clear`].
+    pub fn reject_id(&self, id: impl Into<String>) {
+        self.push(TestFault::RejectId { id: id.into() });
+    }
+
+    /// Empties the queue and forgets every poisoned id (the request counter is kept).
+    pub fn clear(&self) {
+        lock(&self.queue).clear();
+        lock(&self.reject_ids).clear();
+    }
+
+    /// One-shot faults not yet consumed, in order.
+    pub fn pending(&self) -> Vec<TestFault> {
+        lock(&self.queue).iter().cloned().collect()
+    }
+
+    /// Batch requests received since start, whatever their outcome (counted before
+    /// authentication, also when test fault mode is off).
+    pub fn batch_requests(&self) -> u64 {
+        self.batch_requests.load(Ordering::SeqCst)
+    }
+
+    /// Snapshot for `GET /test/faults`.
+    pub fn state(&self) -> TestFaultsState {
+        TestFaultsState {
+            pending: self.pending(),
+            reject_ids: lock(&self.reject_ids).iter().cloned().collect(),
+            batch_requests: self.batch_requests(),
+        }
+    }
+
+    pub(crate) fn count_batch_request(&self) {
+        self.batch_requests.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn next(&self) -> Option<TestFault> {
+        lock(&self.queue).pop_front()
+    }
+
+    pub(crate) fn reject_set(&self) -> HashSet<String> {
+        lock(&self.reject_ids).iter().cloned().collect()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,301 @@
+//! Reference national server of the CrewSafe sync protocol (see `docs/protocol.md` and
+//! `server/openapi.yaml`).
+//!
+//! It takes batches of SOS alarms and incident reports from enrolled devices and stores each
+//! record exactly once: records carry client-generated ids, `(device, id)` is a permanent
+//! dedupe key, and a batch is committed to SQLite (WAL, `synchronous=FULL`) before it is
+//! answered. Dispatchers list SOS alarms and move them from `delivered` to `acknowledged` to
+//! `resolved`; devices poll that status.
+//!
+//! The library runs the server on its own tokio runtime in a background thread, so plain
+//! synchronous tests can use it:
+//!
+//! ```no_run
+//! use crewsafe_server::{enroll_device, start, ServerConfig, ServerStore, TestFault};
+//!
+//! let db = std::env::temp_dir().join("crewsafe-doc.db");
+//! let server = start(ServerConfig::new(&db, "127.0.0.1:0".parse().unwrap()).with_test_faults())?;
+//! let token = enroll_device(&db, "device-1")?;
+//! println!("POST {}/v1/records:batch with Bearer {token}", server.url());
+//! server.faults().push(TestFault::DropAfterCommit);
+//! // ... run the client ...
+//! let records = ServerStore::open(&db)?.records()?;
+//! server.shutdown();
+//! # Ok::<(), crewsafe_server::ServerError>(())
+//! ```
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use tokio::sync::oneshot;
+
+mod faults;
+mod http;
+mod net;
+mod store;
+mod validate;
+
+pub use crewsafe_protocol as protocol;
+pub use crewsafe_protocol::{DispatchSos, DispatchStatus, TestFault, TestFaultsState};
+pub use faults::Faults;
+pub use store::{ServerStore, StoredRecord, StoredSosState, POISON_REASON};
+
+/// Errors of the server library.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// SQLite failed.
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// Binding the socket or starting the runtime failed.
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// The certificate or key could not be loaded.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// Unusable configuration or database.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// A bad argument, e.g. an empty device id.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// Stored data could not be read back.
+    #[error("corrupt database: {0}")]
+    Corrupt(String),
+    /// JSON encoding failed.
+    #[error("JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Result with [`ServerError`].
+pub type Result<T, E = ServerError> = std::result::Result<T, E>;
+
+/// PEM files for HTTPS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// Certificate chain, leaf first.
+    pub cert_pem: PathBuf,
+    /// Private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_pem: PathBuf,
+}
+
+/// How to run the server. A plain struct; [`ServerConfig::new`] and the `with_*` methods are
+/// shortcuts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// SQLite file (created if missing).
+    pub db_path: PathBuf,
+    /// Address to listen on; port 0 picks a free port (see [`RunningServer::addr`]).
+    pub listen: SocketAddr,
+    /// Serve HTTPS with this certificate instead of plain HTTP.
+    pub tls: Option<TlsConfig>,
+    /// Enable the test fault mode ([`RunningServer::faults`] and `/test/faults`). Never in
+    /// production.
+    pub test_faults: bool,
+}
+
+impl ServerConfig {
+    /// Plain HTTP, no test faults.
+    pub fn new(db_path: impl Into<PathBuf>, listen: SocketAddr) -> Self {
+        Self {
+            db_path: db_path.into(),
+            listen,
+            tls: None,
+            test_faults: false,
+        }
+    }
+
+    /// Serves HTTPS with these PEM files.
+    pub fn with_tls(mut self, cert_pem: impl Into<PathBuf>, key_pem: impl Into<PathBuf>) -> Self {
+        self.tls = Some(TlsConfig {
+            cert_pem: cert_pem.into(),
+            key_pem: key_pem.into(),
+        });
+        self
+    }
+
+    /// Turns the test fault mode on.
+    pub fn with_test_faults(mut self) -> Self {
+        self.test_faults = true;
+        self
+    }
+}
+
+/// A server running on its own thread and tokio runtime. Stops on [`RunningServer::shutdown`]
+/// or when dropped.
+#[derive(Debug)]
+pub struct RunningServer {
+    addr: SocketAddr,
+    tls: bool,
+    test_faults: bool,
+    db_path: PathBuf,
+    faults: Arc<Faults>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Starts the server and returns once its socket is listening.
+///
+/// Opens (creating if needed) the database and loads the TLS files first, so configuration
+/// errors come back here.
+pub fn start(config: ServerConfig) -> Result<RunningServer> {
+    let db = Arc::new(store::Db::open(&config.db_path)?);
+    let tls = config.tls.as_ref().map(net::load_tls).transpose()?;
+    let listener = std::net::TcpListener::bind(config.listen)?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let faults = Arc::new(Faults::default());
+    let router = http::router(http::AppState {
+        db,
+        faults: faults.clone(),
+        test_faults: config.test_faults,
+    });
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
+    let thread = std::thread::Builder::new()
+        .name("crewsafe-server".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("crewsafe-server-worker")
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.into()));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.into()));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                net::serve(
+                    listener,
+                    tls.map(tokio_rustls::TlsAcceptor::from),
+                    router,
+                    stop_rx,
+                )
+                .await;
+            });
+            runtime.shutdown_timeout(net::SHUTDOWN_GRACE);
+        })?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            return Err(e);
+        }
+        Err(_) => {
+            let _ = thread.join();
+            return Err(ServerError::Config("server thread ended at start".into()));
+        }
+    }
+    log::info!(
+        "crewsafe-server listening on {}://{addr}",
+        if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    );
+    Ok(RunningServer {
+        addr,
+        tls: config.tls.is_some(),
+        test_faults: config.test_faults,
+        db_path: config.db_path,
+        faults,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    })
+}
+
+impl RunningServer {
+    /// The bound address (the real port when the configuration asked for port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Base URL, e.g. `http://127.0.0.1:41234` or `https://127.0.0.1:41234`. An unspecified
+    /// listen address (0.0.0.0, ::) is shown as loopback.
+    pub fn url(&self) -> String {
+        let ip = match self.addr.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", SocketAddr::new(ip, self.addr.port()))
+    }
+
+    /// The database file.
+    pub fn db_path(&self) -> &Path {
+        &self.db_path
+    }
+
+    /// Opens a [`ServerStore`] on this server's database.
+    pub fn store(&self) -> Result<ServerStore> {
+        ServerStore::open(&self.db_path)
+    }
+
+    /// The fault controls.
+    ///
+    /// # Panics
+    /// If the server was started without [`ServerConfig::test_faults`]: faults would silently
+    /// do nothing.
+    pub fn faults(&self) -> &Faults {
+        assert!(
+            self.test_faults,
+            "RunningServer::faults needs ServerConfig::test_faults = true"
+        );
+        &self.faults
+    }
+
+    /// Batch requests received so far, whatever their outcome (also without test faults).
+    pub fn batch_requests(&self) -> u64 {
+        self.faults.batch_requests()
+    }
+
+    /// Stops accepting, lets requests in flight finish (up to five seconds), and waits for
+    /// the server thread.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+/// Enrolls (or re-enrolls, replacing its token) a device in the database at `db_path` and
+/// returns its bearer token: 32 random bytes, base64url without padding. Only the token's
+/// SHA-256 is stored. Safe while the server runs.
+pub fn enroll_device(db_path: impl AsRef<Path>, device_id: &str) -> Result<String> {
+    let conn = store::open_connection(db_path.as_ref())?;
+    store::enroll_device_conn(&conn, device_id)
+}
+
+/// Enrolls (or re-enrolls, replacing its token) a dispatcher by name and returns its bearer
+/// token. Safe while the server runs.
+pub fn enroll_dispatcher(db_path: impl AsRef<Path>, name: &str) -> Result<String> {
+    let conn = store::open_connection(db_path.as_ref())?;
+    store::enroll_dispatcher_conn(&conn, name)
+}

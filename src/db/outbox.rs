@@ -1,0 +1,397 @@
+//! The outbox as the sync engine sees it: picking the next rows of a lane, marking them
+//! sending, applying per-record server answers in one transaction, per-lane retry
+//! scheduling, dispatch status, wedged records and the retention purge.
+//!
+//! State machine of an outbox row: `queued → sending → delivered | wedged`, with `sending →
+//! queued` when an upload fails or its answer is lost, and `wedged → queued` on an explicit
+//! retry. Rows left `sending` by a crash are reset to `queued` before the next sync.
+
+use rusqlite::{params, OptionalExtension};
+use zeroize::Zeroizing;
+
+use super::records::{kind_from, state_from};
+use super::{check_id, Db, Durability};
+use crate::crypto::Slot;
+use crate::error::{Result, StoreError};
+use crate::model::{DispatchStatus, Lane, RecordKind, SyncState};
+
+/// A queued record, decrypted, ready to be put on the wire.
+pub struct QueuedRecord {
+    /// Record id.
+    pub id: String,
+    /// Record kind.
+    pub kind: RecordKind,
+    /// The SOS a follow-up refers to.
+    pub parent_id: Option<String>,
+    /// The decrypted JSON payload.
+    pub payload: Zeroizing<Vec<u8>>,
+}
+
+/// What the server said about one record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Stored (now or before): delivered, received at this time (ms since epoch).
+    Delivered {
+        /// Server receive time in ms since the epoch.
+        received_at_ms: i64,
+    },
+    /// Refused for good: wedged with this reason.
+    Wedged {
+        /// The server's reason.
+        reason: String,
+    },
+}
+
+/// A state change to tell listeners about.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct RecordChange {
+    /// Record id.
+    pub id: String,
+    /// Record kind.
+    pub kind: RecordKind,
+    /// New state.
+    pub state: SyncState,
+    /// For an SOS: what dispatch has done with it.
+    pub dispatch_status: Option<DispatchStatus>,
+}
+
+pub(crate) fn lane_key(lane: Lane) -> &'static str {
+    super::records::lane_str(lane)
+}
+
+fn dispatch_key(s: DispatchStatus) -> &'static str {
+    match s {
+        DispatchStatus::Delivered => "delivered",
+        DispatchStatus::Acknowledged => "acknowledged",
+        DispatchStatus::Resolved => "resolved",
+    }
+}
+
+impl Db {
+    /// Puts rows a crash left `sending` back in the queue.
+    pub fn reset_sending(&mut self) -> Result<u64> {
+        self.write(Durability::Full, |tx, _| {
+            Ok(tx.execute(
+                "UPDATE outbox SET state = 'queued' WHERE state = 'sending'",
+                [],
+            )? as u64)
+        })
+    }
+
+    /// Until when (ms) a lane must wait, if it must.
+    pub fn lane_hold(&self, lane: Lane, now_ms: i64) -> Result<Option<i64>> {
+        let (next, hold): (Option<i64>, Option<i64>) = self
+            .conn
+            .prepare_cached("SELECT next_attempt_at, server_hold_until FROM lanes WHERE lane = ?1")?
+            .query_row([lane_key(lane)], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let until = next.into_iter().chain(hold).max();
+        Ok(until.filter(|t| *t > now_ms))
+    }
+
+    /// Consecutive retryable failures of a lane.
+    pub fn lane_failures(&self, lane: Lane) -> Result<u32> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT failures FROM lanes WHERE lane = ?1")?
+            .query_row([lane_key(lane)], |r| r.get(0))?)
+    }
+
+    /// Records a retryable failure: the lane waits until `next_ms` (client backoff) and, if
+    /// the server said so, until `hold_ms`.
+    pub fn lane_failed(&mut self, lane: Lane, next_ms: i64, hold_ms: Option<i64>) -> Result<()> {
+        self.write(Durability::Full, |tx, _| {
+            tx.execute(
+                "UPDATE lanes SET failures = failures + 1, next_attempt_at = ?2, \
+                 server_hold_until = ?3 WHERE lane = ?1",
+                params![lane_key(lane), next_ms, hold_ms],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Clears a lane's failures after a successful exchange. A working SOS lane also proves
+    /// the network works, so the report lane's client backoff (not a server hold) ends too.
+    pub fn lane_succeeded(&mut self, lane: Lane) -> Result<()> {
+        self.write(Durability::Normal, |tx, _| {
+            tx.execute(
+                "UPDATE lanes SET failures = 0, next_attempt_at = NULL, server_hold_until = NULL \
+                 WHERE lane = ?1 AND (failures != 0 OR next_attempt_at IS NOT NULL \
+                 OR server_hold_until IS NOT NULL)",
+                [lane_key(lane)],
+            )?;
+            if lane == Lane::Sos {
+                tx.execute(
+                    "UPDATE lanes SET next_attempt_at = NULL \
+                     WHERE lane = 'report' AND next_attempt_at IS NOT NULL",
+                    [],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Forgets client backoff (the network just came back); server holds stay.
+    pub fn clear_backoff(&mut self) -> Result<()> {
+        self.write(Durability::Normal, |tx, _| {
+            tx.execute("UPDATE lanes SET next_attempt_at = NULL, failures = 0", [])?;
+            Ok(())
+        })
+    }
+
+    /// The earliest time (ms) a lane with pending work may be tried again.
+    pub fn next_attempt_at(&self) -> Result<Option<i64>> {
+        Ok(self.conn.query_row(
+            "SELECT min(max(IFNULL(l.next_attempt_at, 0), IFNULL(l.server_hold_until, 0))) \
+             FROM lanes l WHERE EXISTS (SELECT 1 FROM outbox o WHERE o.lane = l.lane \
+             AND o.state IN ('queued', 'sending'))",
+            [],
+            |r| r.get::<_, Option<i64>>(0),
+        )?)
+    }
+
+    /// The next queued records of a lane in upload order, decrypted. A record that cannot be
+    /// opened on this phone comes back as `Err(id)` so the caller can wedge it.
+    pub fn queued(
+        &self,
+        lane: Lane,
+        limit: u32,
+    ) -> Result<Vec<std::result::Result<QueuedRecord, String>>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT r.id, r.kind, r.parent_id, r.payload FROM outbox o \
+             JOIN records r ON r.id = o.record_id \
+             WHERE o.lane = ?1 AND o.state = 'queued' ORDER BY o.seq LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![lane_key(lane), limit], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, Option<Vec<u8>>>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, kind, parent_id, sealed) = row?;
+            let payload =
+                sealed.and_then(|s| self.key.open(Slot::new("records", "payload", &id), &s).ok());
+            out.push(match (payload, kind_from(&kind)) {
+                (Some(payload), Ok(kind)) => Ok(QueuedRecord {
+                    id,
+                    kind,
+                    parent_id,
+                    payload,
+                }),
+                _ => Err(id),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Marks records as part of an upload in flight.
+    pub fn mark_sending(&mut self, ids: &[String]) -> Result<Vec<RecordChange>> {
+        self.set_states(ids, "sending", "attempts = attempts + 1")
+    }
+
+    /// Puts records of a failed or unanswered upload back in the queue.
+    pub fn requeue(&mut self, ids: &[String]) -> Result<Vec<RecordChange>> {
+        self.set_states(ids, "queued", "attempts = attempts")
+    }
+
+    fn set_states(
+        &mut self,
+        ids: &[String],
+        state: &str,
+        extra: &str,
+    ) -> Result<Vec<RecordChange>> {
+        let sql = format!(
+            "UPDATE outbox SET state = ?2, {extra} WHERE record_id = ?1 AND state != 'delivered' \
+             RETURNING (SELECT kind FROM records WHERE id = record_id)"
+        );
+        self.write(Durability::Normal, |tx, _| {
+            let mut stmt = tx.prepare_cached(&sql)?;
+            let mut changes = Vec::new();
+            for id in ids {
+                let kind: Option<String> = stmt
+                    .query_row(params![id, state], |r| r.get(0))
+                    .optional()?;
+                if let Some(kind) = kind {
+                    changes.push(RecordChange {
+                        id: id.clone(),
+                        kind: kind_from(&kind)?,
+                        state: state_from(state)?,
+                        dispatch_status: None,
+                    });
+                }
+            }
+            Ok(changes)
+        })
+    }
+
+    /// Applies the server's per-record answers in one durable transaction.
+    pub fn apply_outcomes(&mut self, outcomes: &[(String, Outcome)]) -> Result<Vec<RecordChange>> {
+        let mut sealed_reasons = Vec::with_capacity(outcomes.len());
+        for (id, outcome) in outcomes {
+            sealed_reasons.push(match outcome {
+                Outcome::Wedged { reason } => {
+                    Some(self.seal_json(Slot::new("outbox", "wedged_reason", id), reason)?)
+                }
+                Outcome::Delivered { .. } => None,
+            });
+        }
+        self.write(Durability::Full, |tx, _| {
+            let mut changes = Vec::new();
+            for ((id, outcome), sealed) in outcomes.iter().zip(sealed_reasons) {
+                let kind: Option<String> = match outcome {
+                    Outcome::Delivered { received_at_ms } => tx
+                        .prepare_cached(
+                            "UPDATE outbox SET state = 'delivered', delivered_at = ?2, \
+                             wedged_reason = NULL, dispatch_status = CASE \
+                             WHEN (SELECT kind FROM records WHERE id = ?1) = 'sos' \
+                             THEN IFNULL(dispatch_status, 'delivered') END \
+                             WHERE record_id = ?1 AND state != 'delivered' \
+                             RETURNING (SELECT kind FROM records WHERE id = record_id)",
+                        )?
+                        .query_row(params![id, received_at_ms], |r| r.get(0))
+                        .optional()?,
+                    Outcome::Wedged { .. } => tx
+                        .prepare_cached(
+                            "UPDATE outbox SET state = 'wedged', wedged_reason = ?2 \
+                             WHERE record_id = ?1 AND state != 'delivered' \
+                             RETURNING (SELECT kind FROM records WHERE id = record_id)",
+                        )?
+                        .query_row(params![id, sealed], |r| r.get(0))
+                        .optional()?,
+                };
+                if let Some(kind) = kind {
+                    let kind = kind_from(&kind)?;
+                    let (state, dispatch_status) = match outcome {
+                        Outcome::Delivered { .. } => (
+                            SyncState::Delivered,
+                            (kind == RecordKind::Sos).then_some(DispatchStatus::Delivered),
+                        ),
+                        Outcome::Wedged { .. } => (SyncState::Wedged, None),
+                    };
+                    changes.push(RecordChange {
+                        id: id.clone(),
+                        kind,
+                        state,
+                        dispatch_status,
+                    });
+                }
+            }
+            Ok(changes)
+        })
+    }
+
+    /// Delivered SOS alarms whose dispatch status may still change.
+    pub fn open_sos_ids(&self, limit: u32) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT o.record_id FROM outbox o JOIN records r ON r.id = o.record_id \
+             WHERE r.kind = 'sos' AND o.state = 'delivered' \
+             AND IFNULL(o.dispatch_status, 'delivered') != 'resolved' ORDER BY o.seq LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Moves an SOS's dispatch status forward (never backwards). Returns a change if it moved.
+    pub fn advance_dispatch(
+        &mut self,
+        id: &str,
+        status: DispatchStatus,
+    ) -> Result<Option<RecordChange>> {
+        let rank = |s: DispatchStatus| match s {
+            DispatchStatus::Delivered => 0,
+            DispatchStatus::Acknowledged => 1,
+            DispatchStatus::Resolved => 2,
+        };
+        let n = self.write(Durability::Normal, |tx, _| {
+            Ok(tx.execute(
+                "UPDATE outbox SET dispatch_status = ?2 WHERE record_id = ?1 AND \
+                 (CASE IFNULL(dispatch_status, 'delivered') WHEN 'delivered' THEN 0 \
+                  WHEN 'acknowledged' THEN 1 ELSE 2 END) < ?3",
+                params![id, dispatch_key(status), rank(status)],
+            )?)
+        })?;
+        Ok((n == 1).then(|| RecordChange {
+            id: id.into(),
+            kind: RecordKind::Sos,
+            state: SyncState::Delivered,
+            dispatch_status: Some(status),
+        }))
+    }
+
+    /// Puts a wedged record back in the queue.
+    pub fn retry_wedged(&mut self, id: &str) -> Result<RecordChange> {
+        check_id("record_id", id)?;
+        let kind = self.wedged_kind(id)?;
+        self.write(Durability::Full, |tx, _| {
+            tx.execute(
+                "UPDATE outbox SET state = 'queued', wedged_reason = NULL, attempts = 0 \
+                 WHERE record_id = ?1",
+                [id],
+            )?;
+            Ok(())
+        })?;
+        Ok(RecordChange {
+            id: id.into(),
+            kind,
+            state: SyncState::Queued,
+            dispatch_status: None,
+        })
+    }
+
+    /// Deletes a wedged record (and, for an SOS, its follow-ups) for good.
+    pub fn discard_wedged(&mut self, id: &str) -> Result<u64> {
+        check_id("record_id", id)?;
+        self.wedged_kind(id)?;
+        self.write(Durability::Full, |tx, _| {
+            let ids: Vec<String> = {
+                let mut stmt =
+                    tx.prepare("SELECT id FROM records WHERE id = ?1 OR parent_id = ?1")?;
+                let rows = stmt.query_map([id], |r| r.get(0))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            for rid in ids.iter().filter(|r| r.as_str() != id) {
+                tx.execute("DELETE FROM outbox WHERE record_id = ?1", [rid])?;
+                tx.execute("DELETE FROM records WHERE id = ?1", [rid])?;
+            }
+            tx.execute("DELETE FROM outbox WHERE record_id = ?1", [id])?;
+            tx.execute("DELETE FROM records WHERE id = ?1", [id])?;
+            Ok(ids.len() as u64)
+        })
+    }
+
+    fn wedged_kind(&self, id: &str) -> Result<RecordKind> {
+        let row: Option<(String, String)> = self
+            .conn
+            .prepare_cached(
+                "SELECT r.kind, o.state FROM records r JOIN outbox o ON o.record_id = r.id \
+                 WHERE r.id = ?1",
+            )?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        match row {
+            None => Err(StoreError::NotFound {
+                what: "record",
+                id: id.into(),
+            }),
+            Some((_, state)) if state != "wedged" => {
+                Err(StoreError::State("the record is not wedged".into()))
+            }
+            Some((kind, _)) => kind_from(&kind),
+        }
+    }
+
+    /// Drops the sealed content of records delivered before `before_ms`; ids, kinds and
+    /// states stay. Returns how many were purged.
+    pub fn purge_delivered(&mut self, before_ms: i64) -> Result<u64> {
+        self.write(Durability::Normal, |tx, _| {
+            Ok(tx.execute(
+                "UPDATE records SET payload = NULL WHERE payload IS NOT NULL AND id IN \
+                 (SELECT record_id FROM outbox WHERE state = 'delivered' AND delivered_at < ?1)",
+                [before_ms],
+            )? as u64)
+        })
+    }
+}

@@ -1,0 +1,520 @@
+//! The sync engine: drains the outbox to the national server, SOS lane first, exactly once.
+//!
+//! One sync at a time. For each lane (SOS, then reports) it takes the next rows in upload
+//! order up to the count and byte caps, marks them `sending`, posts them without holding the
+//! database lock, and applies the per-record answers in one transaction: accepted or
+//! duplicate → delivered, conflict or rejected → wedged with the reason, no answer → queued
+//! again. A lost answer after the server committed leads to a resend that the server answers
+//! `duplicate`, so there is never a second copy. Network errors, 408, 429 and 5xx put the
+//! rows back and schedule the lane with backoff (and the server's Retry-After as a floor);
+//! a 401 asks the host for a fresh token once, then stops with `Unauthorized`.
+
+pub mod backoff;
+pub mod transport;
+pub mod wire;
+pub mod worker;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crewsafe_protocol as proto;
+use zeroize::Zeroizing;
+
+use crate::db::outbox::{Outcome, RecordChange};
+use crate::error::StoreError;
+use crate::model::{DispatchStatus, Lane};
+use crate::observer::{HostError, SyncPhase, SyncProgress, TokenProvider};
+use crate::store::Shared;
+use transport::{Transport, TransportError};
+
+/// How the core talks to the national server.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct SyncConfig {
+    /// Base URL of the national server. `https://` is required, except `http://` to a
+    /// loopback address (127.0.0.0/8, ::1, localhost) for local testing.
+    pub server_url: String,
+    /// Base64 SHA-256 digests of the server's SubjectPublicKeyInfo. When not empty, a server
+    /// whose key matches none of them is refused before anything is sent. Add a backup pin.
+    #[uniffi(default)]
+    pub spki_pins: Vec<String>,
+    /// Extra trusted root certificates in PEM (a private national CA, or a test CA), added to
+    /// the built-in Mozilla roots.
+    #[uniffi(default)]
+    pub extra_root_certs_pem: Option<String>,
+    /// TCP and TLS connect timeout.
+    #[uniffi(default = 10000)]
+    pub connect_timeout_ms: u64,
+    /// Timeout of a whole request.
+    #[uniffi(default = 30000)]
+    pub request_timeout_ms: u64,
+    /// Most records per upload.
+    #[uniffi(default = 200)]
+    pub max_batch_records: u32,
+    /// Most bytes per upload body (a single larger record is still sent alone).
+    #[uniffi(default = 524288)]
+    pub max_batch_bytes: u64,
+    /// How long a delivered record's content stays readable on the phone before it is purged
+    /// (its id and state stay).
+    #[uniffi(default = 7)]
+    pub retention_days: u32,
+    /// First retry delay; doubles with every consecutive failure (with jitter).
+    #[uniffi(default = 2000)]
+    pub backoff_base_ms: u64,
+    /// Longest retry delay.
+    #[uniffi(default = 300000)]
+    pub backoff_max_ms: u64,
+}
+
+impl SyncConfig {
+    /// Defaults for everything but the server URL.
+    pub fn new(server_url: impl Into<String>) -> Self {
+        SyncConfig {
+            server_url: server_url.into(),
+            spki_pins: vec![],
+            extra_root_certs_pem: None,
+            connect_timeout_ms: 10_000,
+            request_timeout_ms: 30_000,
+            max_batch_records: 200,
+            max_batch_bytes: 512 * 1024,
+            retention_days: 7,
+            backoff_base_ms: 2_000,
+            backoff_max_ms: 300_000,
+        }
+    }
+
+    fn validate(&self) -> Result<(), transport::ConfigError> {
+        let bad = |field, reason: &str| transport::ConfigError {
+            field,
+            reason: reason.into(),
+        };
+        if self.max_batch_records == 0 || self.max_batch_records as usize > proto::MAX_BATCH_RECORDS
+        {
+            return Err(bad("max_batch_records", "must be between 1 and 1000"));
+        }
+        if self.max_batch_bytes < 1024 {
+            return Err(bad("max_batch_bytes", "must be at least 1024"));
+        }
+        if self.connect_timeout_ms == 0 || self.request_timeout_ms == 0 {
+            return Err(bad("request_timeout_ms", "timeouts must be positive"));
+        }
+        if self.backoff_base_ms == 0 || self.backoff_max_ms < self.backoff_base_ms {
+            return Err(bad(
+                "backoff_max_ms",
+                "must be at least backoff_base_ms (> 0)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How a sync ended.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum SyncOutcome {
+    /// Nothing left to send.
+    Complete,
+    /// Work is left, but its lane is waiting for its retry time; call again after
+    /// `next_attempt_at`.
+    Deferred,
+    /// The server or network failed; the records are still queued and will be retried.
+    WillRetry {
+        /// What went wrong (no content).
+        reason: String,
+    },
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SyncReport {
+    /// Records put on the wire (a resend counts again).
+    pub sent: u32,
+    /// Records the server stored for the first time.
+    pub accepted: u32,
+    /// Records the server already had (a resend after a lost answer).
+    pub duplicates: u32,
+    /// Records the server refused for good in this sync.
+    pub wedged: u32,
+    /// SOS records still waiting.
+    pub pending_sos: u64,
+    /// Reports still waiting.
+    pub pending_reports: u64,
+    /// When pending work may be tried again, if it is waiting for a retry time.
+    pub next_attempt_at: Option<SystemTime>,
+    /// How it ended.
+    pub outcome: SyncOutcome,
+}
+
+/// The sync layer's internal error.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// `configure_sync` was not called.
+    #[error("sync is not configured")]
+    NotConfigured,
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] transport::ConfigError),
+    /// The server refused the token even after a refresh.
+    #[error("the server refused the device token")]
+    Unauthorized,
+    /// The token provider failed.
+    #[error(transparent)]
+    Host(#[from] HostError),
+    /// Pin mismatch.
+    #[error("pin mismatch")]
+    PinMismatch,
+    /// Untrusted certificate.
+    #[error("certificate rejected: {0}")]
+    Certificate(String),
+}
+
+/// A configured sync: transport, token source and settings.
+pub struct SyncSetup {
+    transport: Transport,
+    tokens: Arc<dyn TokenProvider>,
+    config: SyncConfig,
+}
+
+impl SyncSetup {
+    /// Validates the configuration and builds the HTTP client.
+    pub fn new(config: SyncConfig, tokens: Arc<dyn TokenProvider>) -> Result<Self, SyncError> {
+        config.validate()?;
+        let transport = Transport::new(&transport::TransportConfig {
+            server_url: config.server_url.clone(),
+            spki_pins: config.spki_pins.clone(),
+            extra_roots_pem: config.extra_root_certs_pem.clone(),
+            connect_timeout: Duration::from_millis(config.connect_timeout_ms),
+            request_timeout: Duration::from_millis(config.request_timeout_ms),
+        })?;
+        Ok(SyncSetup {
+            transport,
+            tokens,
+            config,
+        })
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn ms_to_time(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
+}
+
+/// One upload in preparation: ids in order and the JSON body.
+struct Batch {
+    ids: Vec<String>,
+    body: Vec<u8>,
+}
+
+/// A running sync's bookkeeping.
+struct Run<'a> {
+    shared: &'a Shared,
+    setup: &'a SyncSetup,
+    report: SyncReport,
+    token: Zeroizing<String>,
+    refreshed: bool,
+}
+
+/// Runs one sync. Only one runs at a time; a second caller waits for the first.
+pub(crate) fn sync_now(shared: &Shared) -> Result<SyncReport, SyncError> {
+    let _one = shared.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
+    let setup = shared.sync_setup().ok_or(SyncError::NotConfigured)?;
+    shared.db(|db| db.reset_sending())?;
+    let mut run = Run {
+        shared,
+        setup: &setup,
+        report: SyncReport {
+            sent: 0,
+            accepted: 0,
+            duplicates: 0,
+            wedged: 0,
+            pending_sos: 0,
+            pending_reports: 0,
+            next_attempt_at: None,
+            outcome: SyncOutcome::Complete,
+        },
+        token: Zeroizing::new(setup.tokens.token()?),
+        refreshed: false,
+    };
+    run.progress(SyncPhase::Started, None);
+    let result = run.drain();
+    // Whatever happened, nothing may stay marked as in flight.
+    shared.db(|db| db.reset_sending())?;
+    result?;
+    run.refresh_dispatch_status();
+    let cutoff = now_ms() - i64::from(setup.config.retention_days) * 86_400_000;
+    shared.db(|db| db.purge_delivered(cutoff))?;
+    run.finish()
+}
+
+impl Run<'_> {
+    fn progress(&self, phase: SyncPhase, lane: Option<Lane>) {
+        self.shared.observers.sync(&SyncProgress {
+            phase,
+            lane,
+            sent: self.report.sent,
+            delivered: self.report.accepted + self.report.duplicates,
+            wedged: self.report.wedged,
+        });
+    }
+
+    fn changed(&self, changes: Vec<RecordChange>) {
+        self.shared.observers.records(&changes);
+    }
+
+    /// SOS lane to the end, then the report lane.
+    fn drain(&mut self) -> Result<(), SyncError> {
+        for lane in [Lane::Sos, Lane::Report] {
+            if !self.drain_lane(lane)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends batches of one lane until it is empty or held. Returns false if the whole sync
+    /// should stop (a network-wide failure).
+    fn drain_lane(&mut self, lane: Lane) -> Result<bool, SyncError> {
+        let mut limit = self.setup.config.max_batch_records;
+        loop {
+            if self.shared.db(|db| db.lane_hold(lane, now_ms()))?.is_some() {
+                self.report.outcome = SyncOutcome::Deferred;
+                return Ok(true);
+            }
+            let Some(batch) = self.next_batch(lane, limit)? else {
+                return Ok(true);
+            };
+            let changes = self.shared.db(|db| db.mark_sending(&batch.ids))?;
+            self.changed(changes);
+            self.report.sent += batch.ids.len() as u32;
+            match self.setup.transport.post_batch(&self.token, batch.body) {
+                Ok(answer) => {
+                    if !self.apply(lane, &batch.ids, answer)? {
+                        return self.retry_later(lane, "the server processed nothing".into(), None);
+                    }
+                    limit = self.setup.config.max_batch_records;
+                }
+                Err(e) => {
+                    let changes = self.shared.db(|db| db.requeue(&batch.ids))?;
+                    self.changed(changes);
+                    match e {
+                        TransportError::Unauthorized => self.refresh_token()?,
+                        TransportError::TooLarge | TransportError::Refused { .. }
+                            if batch.ids.len() > 1 =>
+                        {
+                            limit = (batch.ids.len() as u32 / 2).max(1);
+                        }
+                        TransportError::TooLarge | TransportError::Refused { .. } => {
+                            self.wedge(&batch.ids[0], e.to_string())?;
+                        }
+                        TransportError::Retryable {
+                            reason,
+                            retry_after_secs,
+                        } => return self.retry_later(lane, reason, retry_after_secs),
+                        TransportError::PinMismatch => {
+                            self.retry_later(lane, e.to_string(), None)?;
+                            return Err(SyncError::PinMismatch);
+                        }
+                        TransportError::Certificate { reason } => {
+                            self.retry_later(lane, reason.clone(), None)?;
+                            return Err(SyncError::Certificate(reason));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn refresh_token(&mut self) -> Result<(), SyncError> {
+        if self.refreshed {
+            return Err(SyncError::Unauthorized);
+        }
+        self.refreshed = true;
+        self.token = Zeroizing::new(self.setup.tokens.refresh_token()?);
+        Ok(())
+    }
+
+    fn wedge(&mut self, id: &str, reason: String) -> Result<(), SyncError> {
+        let changes = self
+            .shared
+            .db(|db| db.apply_outcomes(&[(id.to_string(), Outcome::Wedged { reason })]))?;
+        self.report.wedged += changes.len() as u32;
+        self.changed(changes);
+        Ok(())
+    }
+
+    /// Schedules the lane for later and stops this sync.
+    fn retry_later(
+        &mut self,
+        lane: Lane,
+        reason: String,
+        retry_after_secs: Option<u64>,
+    ) -> Result<bool, SyncError> {
+        let now = now_ms();
+        let cfg = &self.setup.config;
+        let hold = retry_after_secs.map(|s| now + (s as i64) * 1000);
+        // The lanes after this one would meet the same server or network: they wait too.
+        // (Never the other way round: a failing report lane does not hold the SOS lane.)
+        let lanes: &[Lane] = match lane {
+            Lane::Sos => &[Lane::Sos, Lane::Report],
+            Lane::Report => &[Lane::Report],
+        };
+        let failures = self.shared.db(|db| db.lane_failures(lane))?;
+        let delay = backoff::delay_ms(
+            failures,
+            cfg.backoff_base_ms,
+            cfg.backoff_max_ms,
+            backoff::draw(),
+        );
+        for &l in lanes {
+            self.shared
+                .db(|db| db.lane_failed(l, now + delay as i64, hold))?;
+        }
+        log::info!("sync of lane {lane:?} will retry: {reason}");
+        self.report.outcome = SyncOutcome::WillRetry { reason };
+        Ok(false)
+    }
+
+    /// Reads the next rows of a lane and builds the request body within the caps. Rows that
+    /// cannot be opened on this phone are wedged here.
+    fn next_batch(&mut self, lane: Lane, limit: u32) -> Result<Option<Batch>, SyncError> {
+        let rows = self.shared.db(|db| db.queued(lane, limit))?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let max_bytes = self.setup.config.max_batch_bytes as usize;
+        let mut body = br#"{"protocol":1,"records":["#.to_vec();
+        let mut ids = Vec::new();
+        for row in rows {
+            let wire = match row
+                .map_err(|id| (id, None))
+                .and_then(|r| wire::to_wire(&r).map_err(|e| (r.id.clone(), Some(e))))
+            {
+                Ok(w) => w,
+                Err((id, _)) => {
+                    self.wedge(&id, "the record cannot be read on this phone".into())?;
+                    continue;
+                }
+            };
+            let json = Zeroizing::new(
+                serde_json::to_vec(&wire).map_err(|_| StoreError::Encode("record"))?,
+            );
+            if !ids.is_empty() && body.len() + json.len() + 2 > max_bytes {
+                break;
+            }
+            if !ids.is_empty() {
+                body.push(b',');
+            }
+            body.extend_from_slice(&json);
+            ids.push(wire.id);
+        }
+        body.extend_from_slice(b"]}");
+        if ids.is_empty() {
+            // Every row was unreadable and is now wedged; look again.
+            return self.next_batch(lane, limit);
+        }
+        Ok(Some(Batch { ids, body }))
+    }
+
+    /// Applies a batch answer. Returns false if the server answered none of the records.
+    fn apply(
+        &mut self,
+        lane: Lane,
+        ids: &[String],
+        answer: proto::BatchResponse,
+    ) -> Result<bool, SyncError> {
+        let mut by_id: HashMap<String, proto::ItemResult> = answer
+            .results
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect();
+        let mut outcomes = Vec::new();
+        let mut missing = Vec::new();
+        for id in ids {
+            let Some(r) = by_id.remove(id) else {
+                missing.push(id.clone());
+                continue;
+            };
+            let outcome = match r.status {
+                proto::ItemStatus::Accepted | proto::ItemStatus::Duplicate => {
+                    if r.status == proto::ItemStatus::Accepted {
+                        self.report.accepted += 1;
+                    } else {
+                        self.report.duplicates += 1;
+                    }
+                    Outcome::Delivered {
+                        received_at_ms: r.received_at.map_or_else(now_ms, |t| t.timestamp_millis()),
+                    }
+                }
+                proto::ItemStatus::Conflict | proto::ItemStatus::Rejected => {
+                    self.report.wedged += 1;
+                    Outcome::Wedged {
+                        reason: r.reason.unwrap_or_else(|| format!("{:?}", r.status)),
+                    }
+                }
+            };
+            outcomes.push((id.clone(), outcome));
+        }
+        let answered = !outcomes.is_empty();
+        let mut changes = self.shared.db(|db| db.apply_outcomes(&outcomes))?;
+        changes.extend(self.shared.db(|db| db.requeue(&missing))?);
+        if answered {
+            self.shared.db(|db| db.lane_succeeded(lane))?;
+        }
+        self.changed(changes);
+        self.progress(SyncPhase::Uploaded, Some(lane));
+        Ok(answered)
+    }
+
+    /// Fetches what dispatch did with delivered SOS alarms. Failures only cost freshness.
+    fn refresh_dispatch_status(&mut self) {
+        let Ok(ids) = self.shared.db(|db| db.open_sos_ids(200)) else {
+            return;
+        };
+        if ids.is_empty() {
+            return;
+        }
+        let answer = match self.setup.transport.sos_status(&self.token, ids) {
+            Ok(a) => a,
+            Err(e) => {
+                log::info!("SOS status not refreshed: {e}");
+                return;
+            }
+        };
+        let mut changes = Vec::new();
+        for s in answer.statuses {
+            let status = match s.status {
+                proto::DispatchStatus::Delivered => DispatchStatus::Delivered,
+                proto::DispatchStatus::Acknowledged => DispatchStatus::Acknowledged,
+                proto::DispatchStatus::Resolved => DispatchStatus::Resolved,
+            };
+            if let Ok(Some(c)) = self.shared.db(|db| db.advance_dispatch(&s.id, status)) {
+                changes.push(c);
+            }
+        }
+        self.changed(changes);
+    }
+
+    fn finish(mut self) -> Result<SyncReport, SyncError> {
+        let counts = self.shared.db(|db| db.pending_counts())?;
+        self.report.pending_sos = counts.sos;
+        self.report.pending_reports = counts.reports;
+        let next = self.shared.db(|db| db.next_attempt_at())?;
+        self.report.next_attempt_at = next.filter(|t| *t > now_ms()).map(ms_to_time);
+        let pending = counts.sos + counts.reports > 0;
+        match self.report.outcome {
+            SyncOutcome::Complete if pending => self.report.outcome = SyncOutcome::Deferred,
+            SyncOutcome::Deferred if !pending => self.report.outcome = SyncOutcome::Complete,
+            _ => {}
+        }
+        self.progress(SyncPhase::Finished, None);
+        Ok(self.report)
+    }
+}
