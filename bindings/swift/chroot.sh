@@ -4,6 +4,7 @@
 #
 #   chroot.sh ensure                      create the chroot if missing, print its path
 #   chroot.sh run <host-dir> -- <cmd...>  run <cmd> inside it with <host-dir> at /work
+#                                         (clean environment; CREWSAFE_TEST_* are passed in)
 #
 # Cache: ${CREWSAFE_CACHE:-$HOME/.cache/crewsafe}/swift-trixie. The Debian mirror is
 # read from the host's apt sources (override: CREWSAFE_DEBIAN_MIRROR).
@@ -92,9 +93,11 @@ run_in_chroot() {
     log "bind mount failed; copying $dir in (and back out afterwards)"
     rm -rf --one-file-system "$ROOT/work"; cp -a "$dir" "$ROOT/work"; copied=1
   fi
-  local rc=0
+  local rc=0 v pass=()
+  # The environment is cleared, except the test suites' CREWSAFE_TEST_* variables.
+  for v in $(compgen -e | grep '^CREWSAFE_TEST_' || true); do pass+=("$v=${!v}"); done
   chroot "$ROOT" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin \
-    HOME=/root TMPDIR=/tmp LANG=C.UTF-8 TERM="${TERM:-dumb}" \
+    HOME=/root TMPDIR=/tmp LANG=C.UTF-8 TERM="${TERM:-dumb}" "${pass[@]}" \
     /bin/sh -c 'cd /work && exec "$@"' sh "$@" || rc=$?
   if [ -n "$copied" ]; then
     cp -a "$ROOT/work/." "$dir/"; rm -rf --one-file-system "$ROOT/work"; mkdir -p "$ROOT/work"

@@ -1,7 +1,10 @@
 // Kotlin (JVM) tests of the uniffi-generated CrewSafe bindings.
 //
-//   bash bindings/kotlin/run-tests.sh target/release bindings/kotlin/generated bindings/kotlin/tests
+//   bindings/with-test-server.sh \
+//     bash bindings/kotlin/run-tests.sh target/release bindings/kotlin/generated bindings/kotlin/tests
 //
+// (with-test-server.sh starts the reference server that the sync tests in SyncTests.kt need;
+// without it those tests fail.)
 // The library must be built with `--features test-hooks` (debugPanic). Every test opens its own
 // store in a fresh temp dir and deletes the dir afterwards.
 
@@ -361,6 +364,8 @@ fun main() {
             assertEquals(1UL, t.store.pendingCounts().sos)
         }
     }
+
+    syncTests() // SyncTests.kt: against the server of bindings/with-test-server.sh
 
     finishTests()
 }

@@ -1,0 +1,219 @@
+//! Sync benchmark against the reference server on loopback, measured in one run:
+//!
+//! - 10,000 queued records delivered by `sync_now` in batches, against the same records
+//!   delivered one POST per record (the same client with a batch size of 1). Target >= 20x.
+//! - Peak resident memory of a process syncing 100,000 queued records (the queue is read
+//!   batch by batch, never loaded whole). Target <= 64 MB. Measured in a child process that
+//!   only opens the store and syncs, from its `VmHWM`.
+//!
+//! Stores and the server database live on the real disk, as on a phone and a server: every
+//! commit that delivers records is an fsync on both sides, which batching amortizes. Queues
+//! are filled on tmpfs (/dev/shm) and copied to disk, only to save set-up time.
+//! `CREWSAFE_BENCH_QUICK=1` runs a short smoke version.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crewsafe::*;
+use crewsafe_server::{RunningServer, ServerConfig};
+
+struct Token(String);
+
+impl TokenProvider for Token {
+    fn token(&self) -> Result<String, HostError> {
+        Ok(self.0.clone())
+    }
+    fn refresh_token(&self) -> Result<String, HostError> {
+        Ok(self.0.clone())
+    }
+}
+
+const DEVICE: &str = "bench-device";
+
+fn crew() -> CrewIdentity {
+    CrewIdentity {
+        device_id: DEVICE.into(),
+        crew_id: "astana-brigade-12".into(),
+        staff_id: None,
+    }
+}
+
+fn fields() -> IncidentFields {
+    IncidentFields {
+        occurred_at: Some(SystemTime::now() - Duration::from_secs(60)),
+        address: Some("Kenesary st 40".into()),
+        kind: Some(IncidentKind::Threat),
+        severity: Some(Severity::Moderate),
+        police_called: Some(false),
+        narrative: Some("A visitor threatened the crew during treatment.".into()),
+        ..Default::default()
+    }
+}
+
+fn fix() -> LocationFix {
+    LocationFix {
+        latitude: 51.17,
+        longitude: 71.45,
+        accuracy_m: 5.0,
+        altitude_m: None,
+        provider: LocationProvider::Gps,
+        fixed_at: SystemTime::now(),
+    }
+}
+
+/// Queues `n` records: four SOS-lane records for every report.
+fn fill(store: &CrewStore, n: usize) {
+    let mut made = 0;
+    while made < n {
+        if made % 5 == 4 {
+            let d = store.create_draft(crew(), fields()).unwrap();
+            store.finalize_draft(d.id, 1).unwrap();
+        } else {
+            store
+                .raise_sos(crew(), Some(fix()), Some("bench".into()))
+                .unwrap();
+        }
+        made += 1;
+    }
+}
+
+/// Fills a store on tmpfs and copies it to `dest` on disk.
+fn filled_copy(dest: &Path, key: &[u8], n: usize) {
+    let shm = scratch();
+    let tmp = shm.path().join("fill.db");
+    let store = CrewStore::open(tmp.to_string_lossy().into(), key.to_vec()).unwrap();
+    fill(&store, n);
+    store.close().unwrap();
+    std::fs::copy(&tmp, dest).unwrap();
+}
+
+fn scratch() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        tempfile::tempdir_in(shm).unwrap()
+    } else {
+        tempfile::tempdir().unwrap()
+    }
+}
+
+fn open(path: &Path, key: &[u8], url: &str, token: &str, batch: u32) -> Arc<CrewStore> {
+    let store = CrewStore::open(path.to_string_lossy().into(), key.to_vec()).unwrap();
+    let mut cfg = SyncConfig::new(url);
+    cfg.max_batch_records = batch;
+    store
+        .configure_sync(cfg, Arc::new(Token(token.into())))
+        .unwrap();
+    store
+}
+
+fn timed_sync(store: &CrewStore, n: usize) -> Duration {
+    let t = Instant::now();
+    let r = store.sync_now().unwrap();
+    let took = t.elapsed();
+    assert_eq!(r.outcome, SyncOutcome::Complete, "{r:?}");
+    assert_eq!(r.accepted as usize, n);
+    took
+}
+
+fn speed(server: &RunningServer, token: &str, dir: &Path, n: usize) {
+    let key = generate_data_key();
+    filled_copy(&dir.join("batched.db"), &key, n);
+    filled_copy(&dir.join("single.db"), &key, n);
+    let batched = open(&dir.join("batched.db"), &key, &server.url(), token, 200);
+    let single = open(&dir.join("single.db"), &key, &server.url(), token, 1);
+    let t_batched = timed_sync(&batched, n);
+    let t_single = timed_sync(&single, n);
+    let ratio = t_single.as_secs_f64() / t_batched.as_secs_f64();
+    println!(
+        "sync {n} records   batched {:>8.2} s ({:>7.0} rec/s)   one POST per record {:>8.2} s ({:>6.0} rec/s)   speed-up {ratio:.1}x   ({} target >= 20x)",
+        t_batched.as_secs_f64(),
+        n as f64 / t_batched.as_secs_f64(),
+        t_single.as_secs_f64(),
+        n as f64 / t_single.as_secs_f64(),
+        if ratio >= 20.0 { "meets" } else { "MISSES" },
+    );
+}
+
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn memory(server: &RunningServer, token: &str, dir: &Path, n: usize) {
+    let key = generate_data_key();
+    let path = dir.join("rss.db");
+    filled_copy(&path, &key, n);
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("CREWSAFE_BENCH_CHILD", "1")
+        .env("CREWSAFE_BENCH_PATH", &path)
+        .env("CREWSAFE_BENCH_KEY", hex)
+        .env("CREWSAFE_BENCH_URL", server.url())
+        .env("CREWSAFE_BENCH_TOKEN", token)
+        .env("CREWSAFE_BENCH_N", n.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text.split_whitespace();
+    let (before, after): (u64, u64) = (
+        it.next().unwrap().parse().unwrap(),
+        it.next().unwrap().parse().unwrap(),
+    );
+    let mb = after as f64 / 1024.0;
+    println!(
+        "peak RSS syncing {n} records: {mb:.1} MB (after open: {:.1} MB)   ({} target <= 64 MB)",
+        before as f64 / 1024.0,
+        if mb <= 64.0 { "meets" } else { "MISSES" }
+    );
+}
+
+/// The child of `memory`: opens the store, syncs everything, prints peak RSS in KiB.
+fn child() {
+    let var = |k: &str| std::env::var(k).unwrap();
+    let key: Vec<u8> = (0..64)
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&var("CREWSAFE_BENCH_KEY")[i..i + 2], 16).unwrap())
+        .collect();
+    let path = PathBuf::from(var("CREWSAFE_BENCH_PATH"));
+    let store = open(
+        &path,
+        &key,
+        &var("CREWSAFE_BENCH_URL"),
+        &var("CREWSAFE_BENCH_TOKEN"),
+        200,
+    );
+    let before = peak_rss_kib();
+    let n: usize = var("CREWSAFE_BENCH_N").parse().unwrap();
+    timed_sync(&store, n);
+    println!("{before} {}", peak_rss_kib());
+}
+
+fn main() {
+    if std::env::var_os("CREWSAFE_BENCH_CHILD").is_some() {
+        return child();
+    }
+    let quick = std::env::var_os("CREWSAFE_BENCH_QUICK").is_some();
+    let (n_speed, n_rss) = if quick {
+        (300, 2_000)
+    } else {
+        (10_000, 100_000)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("server.db");
+    let token = crewsafe_server::enroll_device(&db, DEVICE).unwrap();
+    let server =
+        crewsafe_server::start(ServerConfig::new(&db, "127.0.0.1:0".parse().unwrap())).unwrap();
+    speed(&server, &token, dir.path(), n_speed);
+    memory(&server, &token, dir.path(), n_rss);
+    server.shutdown();
+}
