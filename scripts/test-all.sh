@@ -27,8 +27,9 @@ cargo clippy --release --workspace --all-targets --features "$FEATURES" -- -D wa
 step "cargo test"
 cargo test --release --workspace --features "$FEATURES"
 
-step "benchmark (quick smoke run; full figures: cargo bench --bench store)"
+step "benchmarks (quick smoke runs; full figures: cargo bench --bench store / --bench sync)"
 CREWSAFE_BENCH_QUICK=1 cargo bench --features "$FEATURES" --bench store
+CREWSAFE_BENCH_QUICK=1 cargo bench --features "$FEATURES" --bench sync
 
 step "demo (smoke run)"
 cargo run --release --features "$FEATURES" --example demo >/dev/null
@@ -36,10 +37,12 @@ cargo run --release --features "$FEATURES" --example demo >/dev/null
 step "generate bindings"
 bash bindings/generate.sh --test-hooks
 
-step "Kotlin suite (JVM + JNA against target/release/libcrewsafe.so)"
-bash bindings/kotlin/run-tests.sh target/release bindings/kotlin/generated bindings/kotlin/tests
+step "Kotlin suite (JVM + JNA against target/release/libcrewsafe.so and a reference server)"
+bash bindings/with-test-server.sh \
+  bash bindings/kotlin/run-tests.sh target/release bindings/kotlin/generated bindings/kotlin/tests
 
-step "Swift suite (Swift 6 in the trixie chroot against the same library)"
-bash bindings/swift/run-tests.sh target/release bindings/swift/generated bindings/swift/tests
+step "Swift suite (Swift 6 in the trixie chroot against the same library and a reference server)"
+bash bindings/with-test-server.sh \
+  bash bindings/swift/run-tests.sh target/release bindings/swift/generated bindings/swift/tests
 
 step "all checks passed"
