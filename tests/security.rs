@@ -250,3 +250,57 @@ fn error_messages_carry_no_content() {
     let e = t.store.raise_sos(crew(), Some(bad), None).unwrap_err();
     assert!(!format!("{e} {e:?}").contains("123.45"));
 }
+
+fn assert_no_canaries(t: &TestStore) {
+    t.store.checkpoint().unwrap();
+    let files = t.file_bytes();
+    assert!(files.iter().map(|(_, b)| b.len()).sum::<usize>() > 8192);
+    for (path, bytes) in &files {
+        for canary in CANARIES {
+            for enc in encodings(canary.as_bytes()) {
+                assert!(!find(bytes, &enc), "{canary} found in {path}");
+            }
+        }
+    }
+}
+
+#[test]
+fn no_plaintext_after_sync_purge_and_rekey() {
+    use common::net::{config, Server, Tokens};
+    let server = Server::start();
+    let t = TestStore::new();
+    t.store
+        .configure_sync(
+            config(&server.url),
+            Tokens::new(&server.token, &server.token),
+        )
+        .unwrap();
+    let mut who = crew();
+    who.crew_id = "CANARYcrew2626".into();
+    // Offline work, with a poison record so a server reason gets stored too.
+    let sos = t
+        .store
+        .raise_sos(who.clone(), Some(fix()), Some("CANARYsosnote7731".into()))
+        .unwrap();
+    t.store
+        .cancel_sos(
+            sos.id.clone(),
+            CancelReason::Other,
+            Some("CANARYcancel5512".into()),
+        )
+        .unwrap();
+    let d = t.store.create_draft(who.clone(), fields("a")).unwrap();
+    let poison = t.store.finalize_draft(d.id, 1).unwrap();
+    let d = t.store.create_draft(who.clone(), fields("b")).unwrap();
+    t.store.finalize_draft(d.id, 1).unwrap();
+    server.srv().faults().reject_id(&poison.id);
+    let r = t.store.sync_now().unwrap();
+    assert_eq!((r.accepted, r.wedged), (3, 1));
+    assert_no_canaries(&t);
+    assert_eq!(t.store.purge_delivered(0).unwrap(), 3);
+    assert_no_canaries(&t);
+    t.store.rekey(generate_data_key()).unwrap();
+    assert_no_canaries(&t);
+    // The wedged report is still readable for the crew after all that.
+    assert!(t.store.get_report(poison.id).is_ok());
+}

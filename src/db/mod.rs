@@ -88,9 +88,14 @@ impl Db {
             db.verify_canary()?;
             db.conn.pragma_update(None, "journal_mode", "WAL")?;
             if version < schema::VERSION {
+                log::info!(
+                    "upgrading the store schema from v{version} to v{}",
+                    schema::VERSION
+                );
                 db.write(Durability::Full, |tx, _| schema::upgrade_from(tx, version))?;
             }
         }
+        log::debug!("store opened (schema v{})", schema::VERSION);
         Ok(db)
     }
 

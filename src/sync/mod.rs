@@ -294,6 +294,11 @@ impl Run<'_> {
             let changes = self.shared.db(|db| db.mark_sending(&batch.ids))?;
             self.changed(changes);
             self.report.sent += batch.ids.len() as u32;
+            log::debug!(
+                "uploading {} records ({} bytes) in lane {lane:?}",
+                batch.ids.len(),
+                batch.body.len()
+            );
             match self.setup.transport.post_batch(&self.token, batch.body) {
                 Ok(answer) => {
                     if !self.apply(lane, &batch.ids, answer)? {
@@ -398,7 +403,8 @@ impl Run<'_> {
                 .and_then(|r| wire::to_wire(&r).map_err(|e| (r.id.clone(), Some(e))))
             {
                 Ok(w) => w,
-                Err((id, _)) => {
+                Err((id, e)) => {
+                    log::warn!("record {id} cannot be read on this phone: {e:?}");
                     self.wedge(&id, "the record cannot be read on this phone".into())?;
                     continue;
                 }
@@ -463,6 +469,11 @@ impl Run<'_> {
             outcomes.push((id.clone(), outcome));
         }
         let answered = !outcomes.is_empty();
+        log::debug!(
+            "batch answered: {} results, {} without an answer",
+            outcomes.len(),
+            missing.len()
+        );
         let mut changes = self.shared.db(|db| db.apply_outcomes(&outcomes))?;
         changes.extend(self.shared.db(|db| db.requeue(&missing))?);
         if answered {

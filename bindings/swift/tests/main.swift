@@ -1,5 +1,7 @@
 // main.swift - the CrewSafe Swift binding suite. Run with
-//   bindings/swift/run-tests.sh target/release bindings/swift/generated bindings/swift/tests
+//   bindings/with-test-server.sh \
+//     bash bindings/swift/run-tests.sh target/release bindings/swift/generated bindings/swift/tests
+// (the sync tests in SyncTests.swift need that server and fail without it).
 // The library must be built with the `test-hooks` feature (for `debugPanic()`).
 
 import Foundation
@@ -453,5 +455,9 @@ test("Date fields: SystemTime maps to Foundation Date (raisedAt is now)") {
         }) { if case .InvalidInput("occurred_at", _) = $0 { return true } else { return false } }
     }
 }
+
+// MARK: 11. sync (SyncTests.swift; needs the server of bindings/with-test-server.sh)
+
+runSyncTests()
 
 finishTests()
