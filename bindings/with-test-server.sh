@@ -16,7 +16,13 @@ bin=target/release/crewsafe-server
 work=$(mktemp -d)
 server_pid=""
 cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  if [ -n "$server_pid" ]; then
+    # A SIGTERM that reaches the forked shell before it execs the server is lost: insist.
+    kill "$server_pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -26,10 +32,11 @@ CREWSAFE_TEST_DEVICE_TOKEN=$("$bin" enroll-device --db "$work/server.db" --devic
 CREWSAFE_TEST_DISPATCHER_TOKEN=$("$bin" enroll-dispatcher --db "$work/server.db" --name test-dispatcher)
 export CREWSAFE_TEST_DEVICE_TOKEN CREWSAFE_TEST_DISPATCHER_TOKEN
 
+: >"$work/out"   # exists before the loop reads it (set -e)
 "$bin" --db "$work/server.db" --listen 127.0.0.1:0 --test-faults >"$work/out" 2>"$work/log" &
 server_pid=$!
 for _ in $(seq 1 100); do
-  url=$(sed -n 's/^listening on //p' "$work/out")
+  url=$(sed -n 's/^listening on //p' "$work/out" 2>/dev/null || true)
   [ -n "$url" ] && break
   sleep 0.1
 done

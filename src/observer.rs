@@ -157,7 +157,8 @@ fn guarded(what: &str, call: impl FnOnce() -> Result<(), HostError>) {
     }
 }
 
-/// A listener registration. Keep it as long as you want callbacks; `cancel()` stops them.
+/// A listener registration. Callbacks continue until `cancel()` is called: dropping or
+/// closing this handle does not stop them.
 #[derive(uniffi::Object)]
 pub struct Subscription {
     observers: Weak<Observers>,

@@ -82,15 +82,27 @@ impl CrewStore {
         self.shared.db(f).map_err(CrewSafeError::from)
     }
 
-    /// Tells listeners and the worker about a newly queued record.
-    fn queued(&self, id: &str, kind: RecordKind) {
+    /// Runs a write that queues a record and numbers its change under the same lock, so the
+    /// number is in commit order even when a sync on another thread picks the record up.
+    fn queue<T>(
+        &self,
+        kind: RecordKind,
+        id_of: impl Fn(&T) -> &str,
+        f: impl FnOnce(&mut Db) -> Result<T, StoreError>,
+    ) -> R<T> {
+        let (value, sequence) = self.with(|db| {
+            let v = f(db)?;
+            Ok((v, db.next_change()))
+        })?;
         self.shared.observers.records(&[RecordChange {
-            id: id.into(),
+            sequence,
+            id: id_of(&value).into(),
             kind,
             state: SyncState::Queued,
             dispatch_status: None,
         }]);
         self.shared.signal.kick();
+        Ok(value)
     }
 
     fn stop_worker(&self) {
@@ -139,16 +151,20 @@ impl CrewStore {
         location: Option<LocationFix>,
         note: Option<String>,
     ) -> R<Sos> {
-        let sos = self.with(|db| db.raise_sos(crew, location, note))?;
-        self.queued(&sos.id, RecordKind::Sos);
-        Ok(sos)
+        self.queue(
+            RecordKind::Sos,
+            |s: &Sos| &s.id,
+            |db| db.raise_sos(crew, location, note),
+        )
     }
 
     /// Appends a newer position to an active SOS.
     pub fn add_sos_location(&self, sos_id: String, location: LocationFix) -> R<SosLocationUpdate> {
-        let update = self.with(|db| db.add_sos_location(&sos_id, location))?;
-        self.queued(&update.id, RecordKind::SosLocation);
-        Ok(update)
+        self.queue(
+            RecordKind::SosLocation,
+            |u: &SosLocationUpdate| &u.id,
+            |db| db.add_sos_location(&sos_id, location),
+        )
     }
 
     /// Cancels an active SOS with a reason; the alarm itself is kept and still delivered.
@@ -158,9 +174,11 @@ impl CrewStore {
         reason: CancelReason,
         note: Option<String>,
     ) -> R<SosCancellation> {
-        let cancel = self.with(|db| db.cancel_sos(&sos_id, reason, note))?;
-        self.queued(&cancel.id, RecordKind::SosCancel);
-        Ok(cancel)
+        self.queue(
+            RecordKind::SosCancel,
+            |c: &SosCancellation| &c.id,
+            |db| db.cancel_sos(&sos_id, reason, note),
+        )
     }
 
     /// An SOS with its follow-ups and current states.
@@ -202,9 +220,11 @@ impl CrewStore {
     /// Checks the required fields and turns the draft into an immutable report queued for
     /// the server. `InvalidInput { field, reason }` names the first missing or bad field.
     pub fn finalize_draft(&self, draft_id: String, expected_revision: u64) -> R<IncidentReport> {
-        let report = self.with(|db| db.finalize_draft(&draft_id, expected_revision))?;
-        self.queued(&report.id, RecordKind::IncidentReport);
-        Ok(report)
+        self.queue(
+            RecordKind::IncidentReport,
+            |r: &IncidentReport| &r.id,
+            |db| db.finalize_draft(&draft_id, expected_revision),
+        )
     }
 
     /// A finalized report by id.

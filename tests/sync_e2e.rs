@@ -563,3 +563,42 @@ fn many_records_survive_reopen_mid_queue() {
     assert_eq!(all.len(), 24);
     assert_exactly_once(&e.server, &[sos, reports].concat());
 }
+
+#[test]
+fn change_numbers_follow_commit_order_under_a_concurrent_worker() {
+    let e = env();
+    let rec = Arc::new(Recorder::default());
+    let _sub = e.t.store.subscribe_records(rec.clone());
+    e.t.store.set_online(true).unwrap();
+    let ids: Vec<String> = (0..100)
+        .map(|_| e.t.store.raise_sos(crew(), None, None).unwrap().id)
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ids.iter().any(|id| e.server.count_of(id) == 0)
+        || e.t.store.pending_counts().unwrap().sos > 0
+    {
+        assert!(Instant::now() < deadline, "worker did not deliver");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    e.t.store.shutdown();
+    let changes = rec.changes.lock().unwrap().clone();
+    let rank = |s: SyncState| match s {
+        SyncState::Queued => 0,
+        SyncState::Sending => 1,
+        _ => 2,
+    };
+    for id in &ids {
+        let mut mine: Vec<&RecordChange> = changes.iter().filter(|c| &c.id == id).collect();
+        mine.sort_by_key(|c| c.sequence);
+        let states: Vec<SyncState> = mine.iter().map(|c| c.state).collect();
+        assert_eq!(
+            states.last(),
+            Some(&SyncState::Delivered),
+            "{id}: {states:?}"
+        );
+        assert!(
+            states.windows(2).all(|w| rank(w[0]) <= rank(w[1])),
+            "{id}: by sequence {states:?}"
+        );
+    }
+}

@@ -56,6 +56,7 @@ pub struct Db {
     key: DataKey,
     path: PathBuf,
     durability: Durability,
+    changes: u64,
 }
 
 impl Db {
@@ -79,6 +80,7 @@ impl Db {
             key,
             path: path.to_path_buf(),
             durability: Durability::Full,
+            changes: 0,
         };
         let version = schema::user_version(&db.conn)?;
         schema::check_not_newer(version)?;
@@ -132,6 +134,12 @@ impl Db {
             Ok(plain) if &plain[..] == CANARY => Ok(()),
             _ => Err(StoreError::WrongKey),
         }
+    }
+
+    /// The next number in the commit order of record changes.
+    pub fn next_change(&mut self) -> u64 {
+        self.changes += 1;
+        self.changes
     }
 
     /// The file this store lives in.

@@ -43,8 +43,14 @@ pub enum Outcome {
 }
 
 /// A state change to tell listeners about.
+///
+/// Changes are numbered in the order they were committed. When a sync runs on another
+/// thread, the callbacks for one record can arrive out of that order (for example `Sending`
+/// just before `Queued`): keep, per record, the change with the highest `sequence`.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct RecordChange {
+    /// Commit order of this change within this store object (starts at 1 when it opens).
+    pub sequence: u64,
     /// Record id.
     pub id: String,
     /// Record kind.
@@ -189,12 +195,22 @@ impl Db {
 
     /// Marks records as part of an upload in flight.
     pub fn mark_sending(&mut self, ids: &[String]) -> Result<Vec<RecordChange>> {
-        self.set_states(ids, "sending", "attempts = attempts + 1")
+        let changes = self.set_states(ids, "sending", "attempts = attempts + 1")?;
+        Ok(self.numbered(changes))
     }
 
     /// Puts records of a failed or unanswered upload back in the queue.
     pub fn requeue(&mut self, ids: &[String]) -> Result<Vec<RecordChange>> {
-        self.set_states(ids, "queued", "attempts = attempts")
+        let changes = self.set_states(ids, "queued", "attempts = attempts")?;
+        Ok(self.numbered(changes))
+    }
+
+    /// Gives changes their commit-order numbers.
+    fn numbered(&mut self, mut changes: Vec<RecordChange>) -> Vec<RecordChange> {
+        for c in &mut changes {
+            c.sequence = self.next_change();
+        }
+        changes
     }
 
     fn set_states(
@@ -216,6 +232,7 @@ impl Db {
                     .optional()?;
                 if let Some(kind) = kind {
                     changes.push(RecordChange {
+                        sequence: 0,
                         id: id.clone(),
                         kind: kind_from(&kind)?,
                         state: state_from(state)?,
@@ -229,6 +246,14 @@ impl Db {
 
     /// Applies the server's per-record answers in one durable transaction.
     pub fn apply_outcomes(&mut self, outcomes: &[(String, Outcome)]) -> Result<Vec<RecordChange>> {
+        let changes = self.apply_outcomes_unnumbered(outcomes)?;
+        Ok(self.numbered(changes))
+    }
+
+    fn apply_outcomes_unnumbered(
+        &mut self,
+        outcomes: &[(String, Outcome)],
+    ) -> Result<Vec<RecordChange>> {
         let mut sealed_reasons = Vec::with_capacity(outcomes.len());
         for (id, outcome) in outcomes {
             sealed_reasons.push(match outcome {
@@ -272,6 +297,7 @@ impl Db {
                         Outcome::Wedged { .. } => (SyncState::Wedged, None),
                     };
                     changes.push(RecordChange {
+                        sequence: 0,
                         id: id.clone(),
                         kind,
                         state,
@@ -314,6 +340,7 @@ impl Db {
             )?)
         })?;
         Ok((n == 1).then(|| RecordChange {
+            sequence: self.next_change(),
             id: id.into(),
             kind: RecordKind::Sos,
             state: SyncState::Delivered,
@@ -334,6 +361,7 @@ impl Db {
             Ok(())
         })?;
         Ok(RecordChange {
+            sequence: self.next_change(),
             id: id.into(),
             kind,
             state: SyncState::Queued,
