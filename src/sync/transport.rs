@@ -333,13 +333,12 @@ impl Transport {
         token: &str,
         ids: Vec<String>,
     ) -> Result<proto::SosStatusResponse, TransportError> {
+        // Serializing a list of strings cannot fail; an empty body would get a 400 anyway.
         let body = serde_json::to_vec(&proto::SosStatusRequest {
             protocol: proto::PROTOCOL_VERSION,
             ids,
         })
-        .map_err(|e| TransportError::Refused {
-            status: e.line() as u16,
-        })?;
+        .unwrap_or_default();
         let bytes = self.post(proto::SOS_STATUS_PATH, token, body)?;
         proto::decode_sos_status_response(&bytes).map_err(|e| TransportError::Retryable {
             reason: format!("unreadable answer: {e}"),
