@@ -274,9 +274,14 @@ fn child_syncer() {
     store
         .configure_sync(config(&url), Tokens::new(&token, &token))
         .expect("configure_sync");
-    // Forgets the backoff the parent's offline check left; the worker drains on every kick.
+    // Forgets the backoff the parent's offline check left. Half of the children leave the
+    // background worker on (it drains on every new record, concurrently with the explicit
+    // syncs); the others sync only explicitly, so that their printed figures are complete.
     store.set_online(true).expect("set_online");
     let mut w = Writer::resume(&store, rng);
+    if w.rng.chance(50) {
+        store.set_online(false).expect("set_online");
+    }
     emit("ready".into());
     loop {
         for _ in 0..w.rng.below(4) {
@@ -401,13 +406,13 @@ enum Plan {
     AfterLines { lines: usize, jitter: Duration },
 }
 
-fn plan(rng: &mut Rng, max_lines: u64) -> Plan {
+fn plan(rng: &mut Rng, max_lines: u64, max_jitter_us: u64) -> Plan {
     if rng.chance(10) {
         Plan::AfterSpawn(Duration::from_micros(rng.below(40_000)))
     } else {
         Plan::AfterLines {
             lines: rng.below(max_lines + 1) as usize,
-            jitter: Duration::from_micros(rng.below(3_000)),
+            jitter: Duration::from_micros(rng.below(max_jitter_us)),
         }
     }
 }
@@ -446,10 +451,14 @@ fn run_and_kill(mut r: Running, plan: Plan, ctx: &str) -> Vec<Line> {
                     }
                 }
             }
-            // Sleeping adds at least the scheduler's granularity; spin for short jitters.
-            let until = Instant::now() + jitter;
-            while Instant::now() < until {
-                std::hint::spin_loop();
+            // A sleep overshoots by the scheduler's granularity; spin for short jitters.
+            if jitter > Duration::from_millis(2) {
+                std::thread::sleep(jitter);
+            } else {
+                let until = Instant::now() + jitter;
+                while Instant::now() < until {
+                    std::hint::spin_loop();
+                }
             }
         }
     }
@@ -798,7 +807,7 @@ fn write_crash() {
     };
     let started = Instant::now();
     for k in 0..total {
-        let plan = plan(&mut rng, 30);
+        let plan = plan(&mut rng, 30, 3_000);
         let ctx = format!("write_crash seed {seed} kill {k} ({plan:?})");
         if matches!(plan, Plan::AfterSpawn(_)) {
             s.plans_after_spawn += 1;
@@ -882,8 +891,10 @@ fn sync_crash() {
     let mut killed_sending = 0;
     let started = Instant::now();
     for k in 0..total {
-        let plan = plan(&mut rng, 20);
-        let ctx = format!("sync_crash seed {} kill {k} ({plan:?})", seed);
+        // Up to 30 ms after a line: the kill lands anywhere in a sync, also while a (delayed)
+        // batch is on the server.
+        let plan = plan(&mut rng, 20, 30_000);
+        let ctx = format!("sync_crash seed {seed} kill {k} ({plan:?})");
         if matches!(plan, Plan::AfterSpawn(_)) {
             s.plans_after_spawn += 1;
         }

@@ -369,3 +369,21 @@ fn delete_draft_removes_it() {
     assert!(t.store.list_drafts().unwrap().is_empty());
     assert_eq!(t.store.pending_counts().unwrap().drafts, 0);
 }
+
+#[test]
+fn rows_left_sending_by_a_crash_are_queued_again_on_open() {
+    let mut t = TestStore::new();
+    let sos = t.store.raise_sos(crew(), None, None).unwrap();
+    t.store.close().unwrap();
+    rusqlite::Connection::open(&t.path)
+        .unwrap()
+        .execute("UPDATE outbox SET state = 'sending', attempts = 1", [])
+        .unwrap();
+    t.reopen_after_close();
+    let list = t.store.list_records().unwrap();
+    assert_eq!(
+        (list[0].id.clone(), list[0].state),
+        (sos.id, SyncState::Queued)
+    );
+    assert_eq!(list[0].attempts, 1);
+}

@@ -97,6 +97,7 @@ impl Db {
                 db.write(Durability::Full, |tx, _| schema::upgrade_from(tx, version))?;
             }
         }
+        db.requeue_interrupted()?;
         log::debug!("store opened (schema v{})", schema::VERSION);
         Ok(db)
     }
@@ -120,6 +121,20 @@ impl Db {
             )?;
             Ok(())
         })
+    }
+
+    /// Rows left `sending` by a crash go back to `queued`, so the queue view is right before
+    /// the next sync. Writes only when there are such rows.
+    fn requeue_interrupted(&mut self) -> Result<()> {
+        let stuck: i64 = self.conn.query_row(
+            "SELECT count(*) FROM outbox WHERE state = 'sending'",
+            [],
+            |r| r.get(0),
+        )?;
+        if stuck > 0 {
+            self.reset_sending()?;
+        }
+        Ok(())
     }
 
     fn verify_canary(&self) -> Result<()> {

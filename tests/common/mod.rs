@@ -39,6 +39,11 @@ impl TestStore {
         self.store = CrewStore::open(self.path_string(), self.key.clone()).expect("reopen");
     }
 
+    /// Opens again after the store was closed elsewhere.
+    pub fn reopen_after_close(&mut self) {
+        self.store = CrewStore::open(self.path_string(), self.key.clone()).expect("reopen");
+    }
+
     /// Bytes of the database and its -wal and -shm files.
     pub fn file_bytes(&self) -> Vec<(String, Vec<u8>)> {
         ["", "-wal", "-shm"]
@@ -95,3 +100,4 @@ pub fn complete_fields() -> IncidentFields {
     }
 }
 pub mod net;
+pub mod proxy;
