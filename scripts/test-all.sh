@@ -45,4 +45,10 @@ step "Swift suite (Swift 6 in the trixie chroot against the same library and a r
 bash bindings/with-test-server.sh \
   bash bindings/swift/run-tests.sh target/release bindings/swift/generated bindings/swift/tests
 
+step "Android sample app logic (plain Kotlin classes on the JVM + JNA, reference server)"
+bash android-sample/run-jvm-tests.sh target/release bindings/kotlin/generated
+
+step "iOS sample app logic (plain Swift files in the trixie chroot, reference server)"
+bash ios-sample/run-linux-tests.sh target/release bindings/swift/generated
+
 step "all checks passed"

@@ -111,9 +111,9 @@ impl From<crate::sync::SyncError> for CrewSafeError {
                 reason: c.reason,
             },
             SyncError::Unauthorized => CrewSafeError::Unauthorized,
-            SyncError::Host(h) => CrewSafeError::HostFailed {
-                reason: h.to_string(),
-            },
+            SyncError::Host(crate::observer::HostError::Failed { reason }) => {
+                CrewSafeError::HostFailed { reason }
+            }
             SyncError::PinMismatch => CrewSafeError::PinMismatch,
             SyncError::Certificate(reason) => CrewSafeError::CertificateRejected { reason },
         }

@@ -281,9 +281,11 @@ impl CrewStore {
 impl CrewStore {
     /// Sets where and how to deliver records, and who supplies the device token. Starts the
     /// background worker (idle until `set_online(true)`). Calling it again replaces the
-    /// configuration.
+    /// configuration and forgets client retry delays (not the server's Retry-After).
     pub fn configure_sync(&self, config: SyncConfig, tokens: Arc<dyn TokenProvider>) -> R<()> {
         let setup = SyncSetup::new(config, tokens)?;
+        // A new configuration (URL, CA, pins) deserves a fresh try.
+        self.with(|db| db.clear_backoff())?;
         *self.shared.sync.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(setup));
         let mut worker = self.worker.lock().unwrap_or_else(|p| p.into_inner());
         if worker.is_none() {
@@ -306,13 +308,14 @@ impl CrewStore {
         sync::sync_now(&self.shared).map_err(CrewSafeError::from)
     }
 
-    /// Tells the store whether the phone has a network. When it comes back, retry delays are
-    /// forgotten and the background worker starts draining the queue.
+    /// Tells the store whether the phone has a network. When it changes from offline to
+    /// online, retry delays are forgotten (the server's Retry-After is kept) and the
+    /// background worker starts draining the queue. Repeated calls with the same value are
+    /// cheap and do not reset the backoff.
     pub fn set_online(&self, online: bool) -> R<()> {
-        if online {
+        if self.shared.signal.set_online(online) {
             self.with(|db| db.clear_backoff())?;
         }
-        self.shared.signal.set_online(online);
         Ok(())
     }
 

@@ -16,6 +16,7 @@
 #   CREWSAFE_JAVA_FLAGS     extra flags for the test JVM (word-split)
 #   CREWSAFE_TEST_FILTER    run only tests whose name contains this (see TestRunner.kt)
 #   CREWSAFE_FORCE_COMPILE  =1 recompiles even if the sources did not change
+#   CREWSAFE_KOTLIN_BUILD_DIR  where the jar is built (default bindings/kotlin/build)
 #   KOTLINC_JAVA_OPTS       JVM options for the compiler (default below)
 #
 # The exit status is the test program's (non-zero on any failed test), or
@@ -34,7 +35,7 @@ LIB_DIR="$(cd "$1" && pwd)" || { echo "no such lib dir: $1" >&2; exit 2; }
 GEN_DIR="$(cd "$2" && pwd)" || { echo "no such generated dir: $2" >&2; exit 2; }
 TEST_DIR="$(cd "$3" && pwd)" || { echo "no such test dir: $3" >&2; exit 2; }
 MAIN_CLASS="${CREWSAFE_KOTLIN_MAIN:-MainKt}"
-BUILD="$HERE/build"
+BUILD="${CREWSAFE_KOTLIN_BUILD_DIR:-$HERE/build}"
 JAR="$BUILD/tests.jar"
 
 log() { echo "[kotlin tests] $*" >&2; }

@@ -284,6 +284,14 @@ impl Run<'_> {
     fn drain_lane(&mut self, lane: Lane) -> Result<bool, SyncError> {
         let mut limit = self.setup.config.max_batch_records;
         loop {
+            // An SOS queued while reports upload (many batches can take minutes on a slow
+            // link) goes before the next report batch, not after the whole report lane.
+            if lane == Lane::Report
+                && !self.shared.db(|db| db.queued(Lane::Sos, 1))?.is_empty()
+                && !self.drain_lane(Lane::Sos)?
+            {
+                return Ok(false);
+            }
             if self.shared.db(|db| db.lane_hold(lane, now_ms()))?.is_some() {
                 self.report.outcome = SyncOutcome::Deferred;
                 return Ok(true);

@@ -28,12 +28,15 @@ impl Signal {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The host reports connectivity.
-    pub fn set_online(&self, online: bool) {
+    /// The host reports connectivity. Returns true when this is a change from offline to
+    /// online (platforms repeat "online" often; only the change should reset retry delays).
+    pub fn set_online(&self, online: bool) -> bool {
         let mut s = self.lock();
+        let came_online = online && !s.online;
         s.online = online;
         s.kicked |= online;
         self.cv.notify_all();
+        came_online
     }
 
     /// Wakes the worker because there may be new work.

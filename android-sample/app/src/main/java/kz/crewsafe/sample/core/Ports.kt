@@ -19,7 +19,10 @@ interface KeyStorage {
      */
     fun loadKey(): ByteArray?
 
-    /** Wraps [key] and saves it durably. Called before the store is created with it. */
+    /**
+     * Wraps [key] and saves it durably. Called before the store is created with it. Keep no
+     * reference to [key]: the caller zeroes it once the store is open.
+     */
     fun saveKey(key: ByteArray)
 
     /** Forgets the saved key. */
