@@ -29,14 +29,6 @@ mkdir -p "$src/core" "$src/tests"
 cp "$here"/app/src/main/java/kz/crewsafe/sample/core/*.kt "$src/core/"
 cp "$here"/jvm-tests/*.kt "$root/bindings/kotlin/tests/TestRunner.kt" "$src/tests/"
 
-# run-tests.sh keeps its jar in bindings/kotlin/build/. So that this suite and the bindings
-# suite neither overwrite nor force-recompile each other's jar, use a private copy of the
-# script (and tools.sh beside it), whose build dir is then $build/runner/build. If
-# run-tests.sh learns CREWSAFE_KOTLIN_BUILD_DIR, that is used instead.
-runner=$root/bindings/kotlin/run-tests.sh
-if ! grep -q CREWSAFE_KOTLIN_BUILD_DIR "$runner"; then
-    mkdir -p "$build/runner"
-    cp "$root/bindings/kotlin/run-tests.sh" "$root/bindings/kotlin/tools.sh" "$build/runner/"
-    runner=$build/runner/run-tests.sh
-fi
-CREWSAFE_KOTLIN_BUILD_DIR="$build/jar" exec bash "$runner" "$lib_dir" "$gen_dir" "$src"
+# A build dir of its own, so this suite and the bindings suite keep separate cached jars.
+CREWSAFE_KOTLIN_BUILD_DIR="$build/jar" exec bash "$root/bindings/kotlin/run-tests.sh" \
+    "$lib_dir" "$gen_dir" "$src"
