@@ -289,6 +289,7 @@ impl CrewStore {
         *self.shared.sync.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(setup));
         let mut worker = self.worker.lock().unwrap_or_else(|p| p.into_inner());
         if worker.is_none() {
+            self.shared.signal.resume();
             let handle =
                 spawn(Arc::downgrade(&self.shared), self.shared.signal.clone()).map_err(|e| {
                     CrewSafeError::Storage {
@@ -320,7 +321,7 @@ impl CrewStore {
     }
 
     /// Stops the background worker and waits for it (at most one request timeout). Manual
-    /// `sync_now` calls still work.
+    /// `sync_now` calls still work; `configure_sync` starts a new worker.
     pub fn shutdown(&self) {
         self.stop_worker();
     }

@@ -537,6 +537,16 @@ fn background_worker_delivers_when_online_and_stops_on_shutdown() {
     assert_eq!(e.server.count_of(&after.id), 0, "no worker after shutdown");
     // Manual sync still works.
     assert_eq!(e.t.store.sync_now().unwrap().accepted, 1);
+    // Configuring again starts a new worker.
+    e.t.store
+        .configure_sync(config(&e.server.url), e.tokens.clone())
+        .unwrap();
+    let again = e.t.store.raise_sos(crew(), None, None).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while e.server.count_of(&again.id) == 0 {
+        assert!(Instant::now() < deadline, "no worker after configure_sync");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]

@@ -51,9 +51,9 @@ impl Signal {
         self.cv.notify_all();
     }
 
-    /// Whether the host said the network is up.
-    pub fn online(&self) -> bool {
-        self.lock().online
+    /// Clears a previous stop request, before a new worker starts.
+    pub fn resume(&self) {
+        self.lock().stop = false;
     }
 
     /// Waits until there is a reason to sync (returns true) or the worker must stop (false).
