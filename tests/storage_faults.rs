@@ -88,25 +88,27 @@ fn disk_full_is_a_typed_error_and_loses_nothing() {
         "some records fit first ({})",
         saved.len()
     );
-    // Other writes fail the same way; the draft keeps its last saved content.
+    // Draft autosaves fail the same way, and the draft keeps its last saved content.
     let mut big = complete_fields();
     big.narrative = Some("x".repeat(MAX_NARRATIVE_CHARS));
-    for _ in 0..50 {
+    let mut last_saved = store.get_draft(draft.id.clone()).unwrap();
+    let mut failed = false;
+    for i in 0..200 {
+        big.dispatch_call_number = Some(format!("call-{i}"));
         match store.update_draft(draft.id.clone(), draft.revision, big.clone()) {
-            Ok(s) => draft.revision = s.revision,
+            Ok(s) => {
+                draft.revision = s.revision;
+                last_saved = store.get_draft(draft.id.clone()).unwrap();
+            }
             Err(e) => {
                 assert!(matches!(e, CrewSafeError::Storage { .. }), "{e:?}");
+                failed = true;
                 break;
             }
         }
     }
-    let before_fields = store.get_draft(draft.id.clone()).unwrap();
-    assert!(storage_error(store.update_draft(
-        draft.id.clone(),
-        draft.revision,
-        big
-    )));
-    assert_eq!(store.get_draft(draft.id.clone()).unwrap(), before_fields);
+    assert!(failed, "autosaves never hit the full disk");
+    assert_eq!(store.get_draft(draft.id.clone()).unwrap(), last_saved);
     // Everything saved before is still there, also after a reopen.
     store.close().unwrap();
     let store = open(&path, &key);
@@ -114,6 +116,7 @@ fn disk_full_is_a_typed_error_and_loses_nothing() {
         store.get_sos(id.clone()).unwrap();
     }
     assert_eq!(store.pending_counts().unwrap().sos, saved.len() as u64);
+    assert_eq!(store.get_draft(draft.id.clone()).unwrap(), last_saved);
 }
 
 #[test]

@@ -511,14 +511,25 @@ fn delivered_content_is_purged_on_request_ids_and_states_stay() {
 #[test]
 fn background_worker_delivers_when_online_and_stops_on_shutdown() {
     let e = env();
+    let progress = Arc::new(Recorder::default());
+    let _sub = e.t.store.subscribe_sync(progress.clone());
     e.t.store.set_online(true).unwrap();
     let sos = e.t.store.raise_sos(crew(), None, None).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while e.server.count_of(&sos.id) == 0 {
+    let finished = || {
+        progress
+            .progress
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|p| p.phase == SyncPhase::Finished && p.delivered > 0)
+    };
+    while e.server.count_of(&sos.id) == 0 || !finished() {
         assert!(Instant::now() < deadline, "worker did not deliver");
         std::thread::sleep(Duration::from_millis(20));
     }
-    // Offline: new work waits.
+    // Offline (once the worker's sync has ended; a running sync is not cut short): new work
+    // waits.
     e.t.store.set_online(false).unwrap();
     let later = e.t.store.raise_sos(crew(), None, None).unwrap();
     std::thread::sleep(Duration::from_millis(300));
