@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every CrewSafe check on a fresh machine: installs what is missing (apt libjna-java and
-# debootstrap, npm kotlin-compiler into ~/.cache/crewsafe, the cached Swift chroot), then
-# fmt, clippy, the Rust tests, the benchmark and demo as smoke runs, binding generation,
-# and the Kotlin and Swift suites against the built library.
+# debootstrap, npm kotlin-compiler into ~/.cache/crewsafe, the cached Swift chroot,
+# cargo-fuzz), then fmt, clippy, the Rust tests, a fuzz smoke run, the benchmarks and demo as
+# smoke runs, binding generation, the Kotlin and Swift suites and the sample apps' logic
+# against the built library and a reference server.
 #
 #   scripts/test-all.sh
 #
@@ -26,6 +27,9 @@ cargo clippy --release --workspace --all-targets --features "$FEATURES" -- -D wa
 
 step "cargo test"
 cargo test --release --workspace --features "$FEATURES"
+
+step "fuzz smoke run (every target a few seconds; long runs: fuzz/smoke.sh --long)"
+bash fuzz/smoke.sh
 
 step "benchmarks (quick smoke runs; full figures: cargo bench --bench store / --bench sync)"
 CREWSAFE_BENCH_QUICK=1 cargo bench --features "$FEATURES" --bench store

@@ -63,12 +63,13 @@ fn fields() -> IncidentFields {
     }
 }
 
+/// `$CREWSAFE_FUZZ_DIR` (set by `smoke.sh`, removed when it ends), else `/dev/shm` (a tmpfs:
+/// no disk I/O per input), else the temp dir; one sub-folder per process.
 fn work_dir() -> PathBuf {
-    let base = Path::new("/dev/shm");
-    let base = if base.is_dir() {
-        base.to_path_buf()
-    } else {
-        std::env::temp_dir()
+    let base = match std::env::var_os("CREWSAFE_FUZZ_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None if Path::new("/dev/shm").is_dir() => PathBuf::from("/dev/shm"),
+        None => std::env::temp_dir(),
     };
     let dir = base.join(format!("crewsafe-fuzz-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("work dir");
@@ -136,8 +137,11 @@ fn build_template() -> Template {
         [&reports[0]],
     )
     .expect("deliver report");
-    conn.execute("UPDATE records SET payload = NULL WHERE id = ?1", [&reports[0]])
-        .expect("purge report");
+    conn.execute(
+        "UPDATE records SET payload = NULL WHERE id = ?1",
+        [&reports[0]],
+    )
+    .expect("purge report");
     conn.execute(
         "UPDATE outbox SET state = 'sending', attempts = 3 WHERE record_id = ?1",
         [&sos2.id],
