@@ -16,7 +16,7 @@
 #
 # Corpora grow in fuzz/corpus/<target> (git-ignored), seeded from fuzz/seeds/<target>
 # (committed). A crash is saved in fuzz/artifacts/<target>/ and fails the script. Logs of
-# each run are in fuzz/logs/<target>.log.
+# each run are in fuzz/logs/<target>-{smoke,long}.log.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -84,19 +84,19 @@ for t in "${targets[@]}"; do
   set +e
   cargo fuzz run "${fuzz_opts[@]}" "$t" "corpus/$t" "seeds/$t" -- \
     "${limits[@]}" -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 \
-    >"logs/$t.log" 2>&1
+    >"logs/$t-$mode.log" 2>&1
   rc=$?
   set -e
   secs=$(( $(date +%s) - t0 ))
-  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "logs/$t.log" | tail -1)
-  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "logs/$t.log" | tail -1)
-  cov=$(grep -Eo 'cov: [0-9]+' "logs/$t.log" | tail -1 || true)
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "logs/$t-$mode.log" | tail -1)
+  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "logs/$t-$mode.log" | tail -1)
+  cov=$(grep -Eo 'cov: [0-9]+' "logs/$t-$mode.log" | tail -1 || true)
   line=$(printf '%-16s %12s execs %8s/s  %4ss  %s' "$t" "${execs:-?}" "${rate:-?}" "$secs" "$cov")
   if [[ $rc -ne 0 ]]; then
     line="$line  FAILED (exit $rc)"
     failed+=("$t")
-    echo "--- tail of fuzz/logs/$t.log:"
-    tail -40 "logs/$t.log"
+    echo "--- tail of fuzz/logs/$t-$mode.log:"
+    tail -40 "logs/$t-$mode.log"
   fi
   summary+=("$line")
   echo "$line"
