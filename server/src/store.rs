@@ -206,25 +206,26 @@ fn check_name(what: &str, value: &str) -> Result<()> {
 /// the previous token. Only the token's SHA-256 is stored.
 pub(crate) fn enroll_device_conn(conn: &Connection, device_id: &str) -> Result<String> {
     check_name("device id", device_id)?;
-    let token = new_token()?;
-    conn.execute(
-        "INSERT INTO devices (device_id, token_sha256, enrolled_at) VALUES (?1, ?2, ?3)
-         ON CONFLICT (device_id) DO UPDATE
-         SET token_sha256 = excluded.token_sha256, enrolled_at = excluded.enrolled_at",
-        params![device_id, sha256(token.as_bytes()), fmt_time(now())],
-    )?;
-    Ok(token)
+    enroll(conn, "devices", "device_id", device_id)
 }
 
 /// Enrolls (or re-enrolls) a dispatcher by name and returns its new bearer token.
 pub(crate) fn enroll_dispatcher_conn(conn: &Connection, name: &str) -> Result<String> {
     check_name("dispatcher name", name)?;
+    enroll(conn, "dispatchers", "name", name)
+}
+
+/// Stores a fresh token's SHA-256 for `key` in `table` (keyed by `key_col`), replacing any
+/// previous one, and returns the token.
+fn enroll(conn: &Connection, table: &str, key_col: &str, key: &str) -> Result<String> {
     let token = new_token()?;
     conn.execute(
-        "INSERT INTO dispatchers (name, token_sha256, enrolled_at) VALUES (?1, ?2, ?3)
-         ON CONFLICT (name) DO UPDATE
-         SET token_sha256 = excluded.token_sha256, enrolled_at = excluded.enrolled_at",
-        params![name, sha256(token.as_bytes()), fmt_time(now())],
+        &format!(
+            "INSERT INTO {table} ({key_col}, token_sha256, enrolled_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT ({key_col}) DO UPDATE
+             SET token_sha256 = excluded.token_sha256, enrolled_at = excluded.enrolled_at"
+        ),
+        params![key, sha256(token.as_bytes()), fmt_time(now())],
     )?;
     Ok(token)
 }
