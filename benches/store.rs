@@ -93,7 +93,7 @@ fn report(name: &str, ours: Duration, base: Duration, target: f64) {
 
 fn main() {
     let quick = std::env::var_os("CREWSAFE_BENCH_QUICK").is_some();
-    let (sos_n, draft_n) = if quick { (20, 200) } else { (300, 5000) };
+    let (sos_n, draft_n) = if quick { (20, 200) } else { (1000, 5000) };
     let dir = tempfile::tempdir().unwrap();
     let store_path = dir.path().join("bench.db");
     let store = CrewStore::open(store_path.to_string_lossy().into(), generate_data_key()).unwrap();

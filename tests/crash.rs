@@ -574,18 +574,8 @@ fn raw_check(path: &Path, ctx: &str) -> (HashSet<String>, HashSet<String>, i64) 
     assert_eq!(fk, 0, "{ctx}: foreign_key_check");
     let checks = [
         (
-            "records without an outbox row",
-            "SELECT count(*) FROM records r WHERE NOT EXISTS \
-             (SELECT 1 FROM outbox o WHERE o.record_id = r.id)",
-        ),
-        (
-            "outbox rows without a record",
-            "SELECT count(*) FROM outbox o WHERE NOT EXISTS \
-             (SELECT 1 FROM records r WHERE r.id = o.record_id)",
-        ),
-        (
-            "records with more than one outbox row",
-            "SELECT count(*) FROM (SELECT record_id FROM outbox GROUP BY record_id \
+            "two records at one queue position",
+            "SELECT count(*) FROM (SELECT lane, seq FROM records GROUP BY lane, seq \
              HAVING count(*) > 1)",
         ),
         (
@@ -594,8 +584,7 @@ fn raw_check(path: &Path, ctx: &str) -> (HashSet<String>, HashSet<String>, i64) 
         ),
         (
             "records in the wrong lane",
-            "SELECT count(*) FROM records r JOIN outbox o ON o.record_id = r.id WHERE \
-             (r.kind = 'incident_report') != (o.lane = 'report')",
+            "SELECT count(*) FROM records WHERE (kind = 'incident_report') != (lane = 'report')",
         ),
         (
             "follow-ups without their SOS",
@@ -604,8 +593,8 @@ fn raw_check(path: &Path, ctx: &str) -> (HashSet<String>, HashSet<String>, i64) 
         ),
         (
             "follow-ups queued before their SOS",
-            "SELECT count(*) FROM records r JOIN outbox o ON o.record_id = r.id \
-             JOIN outbox po ON po.record_id = r.parent_id WHERE po.seq > o.seq",
+            "SELECT count(*) FROM records r JOIN records p ON p.id = r.parent_id \
+             WHERE p.seq > r.seq",
         ),
         (
             "SOS alarms with more than one cancellation",
@@ -618,11 +607,11 @@ fn raw_check(path: &Path, ctx: &str) -> (HashSet<String>, HashSet<String>, i64) 
         ),
         (
             "wedged records",
-            "SELECT count(*) FROM outbox WHERE state = 'wedged'",
+            "SELECT count(*) FROM records WHERE state = 'wedged'",
         ),
         (
             "delivered records without a delivery time",
-            "SELECT count(*) FROM outbox WHERE state = 'delivered' AND delivered_at IS NULL",
+            "SELECT count(*) FROM records WHERE state = 'delivered' AND delivered_at IS NULL",
         ),
         (
             "key canary rows",
@@ -641,14 +630,20 @@ fn raw_check(path: &Path, ctx: &str) -> (HashSet<String>, HashSet<String>, i64) 
             .unwrap()
     };
     let records = ids("SELECT id FROM records");
-    let delivered = ids("SELECT record_id FROM outbox WHERE state = 'delivered'");
-    let sending = q1(&conn, "SELECT count(*) FROM outbox WHERE state = 'sending'");
+    let delivered = ids("SELECT id FROM records WHERE state = 'delivered'");
+    let sending = q1(
+        &conn,
+        "SELECT count(*) FROM records WHERE state = 'sending'",
+    );
     (records, delivered, sending)
 }
 
 fn sending_rows(path: &Path) -> i64 {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-    q1(&conn, "SELECT count(*) FROM outbox WHERE state = 'sending'")
+    q1(
+        &conn,
+        "SELECT count(*) FROM records WHERE state = 'sending'",
+    )
 }
 
 /// Checks the file after a kill through the store's API and a raw connection. Returns the

@@ -377,7 +377,7 @@ fn rows_left_sending_by_a_crash_are_queued_again_on_open() {
     t.store.close().unwrap();
     rusqlite::Connection::open(&t.path)
         .unwrap()
-        .execute("UPDATE outbox SET state = 'sending', attempts = 1", [])
+        .execute("UPDATE records SET state = 'sending', attempts = 1", [])
         .unwrap();
     t.reopen_after_close();
     let list = t.store.list_records().unwrap();

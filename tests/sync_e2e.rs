@@ -272,6 +272,13 @@ fn wedged_record_can_be_discarded() {
         .iter()
         .all(|q| q.id != reports[0]));
     assert_eq!(e.t.store.pending_counts().unwrap().wedged, 0);
+    // The discarded report was the newest row, so the next record takes its queue position:
+    // it must still be seen as pending and be delivered.
+    let d = e.t.store.create_draft(crew(), complete_fields()).unwrap();
+    let next = e.t.store.finalize_draft(d.id, 1).unwrap().id;
+    assert_eq!(e.t.store.pending_counts().unwrap().reports, 1);
+    assert_eq!(e.t.store.sync_now().unwrap().accepted, 1);
+    assert_exactly_once(&e.server, &[next]);
 }
 
 #[test]

@@ -114,26 +114,26 @@ fn build_template() -> Template {
         .expect("seal");
     let conn = rusqlite::Connection::open(&path).expect("raw open");
     conn.execute(
-        "UPDATE outbox SET state = 'delivered', delivered_at = 1764057600000, \
-         dispatch_status = 'acknowledged', attempts = 1 WHERE record_id = ?1",
+        "UPDATE records SET state = 'delivered', delivered_at = 1764057600000, \
+         dispatch_status = 'acknowledged', attempts = 1 WHERE id = ?1",
         [&sos.id],
     )
     .expect("deliver sos");
     conn.execute(
-        "UPDATE outbox SET state = 'delivered', delivered_at = 1764057600000, attempts = 2 \
-         WHERE record_id = ?1",
+        "UPDATE records SET state = 'delivered', delivered_at = 1764057600000, attempts = 2 \
+         WHERE id = ?1",
         [&loc.id],
     )
     .expect("deliver follow-up");
     conn.execute(
-        "UPDATE outbox SET state = 'wedged', wedged_reason = ?2, attempts = 1 \
-         WHERE record_id = ?1",
+        "UPDATE records SET state = 'wedged', wedged_reason = ?2, attempts = 1 \
+         WHERE id = ?1",
         rusqlite::params![reports[1], reason],
     )
     .expect("wedge report");
     conn.execute(
-        "UPDATE outbox SET state = 'delivered', delivered_at = 1, attempts = 1 \
-         WHERE record_id = ?1",
+        "UPDATE records SET state = 'delivered', delivered_at = 1, attempts = 1 \
+         WHERE id = ?1",
         [&reports[0]],
     )
     .expect("deliver report");
@@ -143,7 +143,7 @@ fn build_template() -> Template {
     )
     .expect("purge report");
     conn.execute(
-        "UPDATE outbox SET state = 'sending', attempts = 3 WHERE record_id = ?1",
+        "UPDATE records SET state = 'sending', attempts = 3 WHERE id = ?1",
         [&sos2.id],
     )
     .expect("sending sos");

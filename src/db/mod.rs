@@ -1,11 +1,13 @@
 //! The database: one SQLite connection owned by the store, the data key, and the operations
-//! on records, outbox rows and drafts (split by table into `records.rs` and `drafts.rs`).
+//! on records with their outbox state, and drafts (`records.rs`, `outbox.rs`, `drafts.rs`).
 //!
 //! # What someone who copies the files can see
 //! The database, `-wal` and `-shm` files show, in the clear:
 //! - record ids (random UUIDs), record kinds (`sos`, `sos_location`, `sos_cancel`,
 //!   `incident_report`) and which SOS a follow-up refers to;
-//! - per outbox row: its lane, upload order, sync state and number of attempts;
+//! - per record, its outbox state (same row since schema v3): lane, upload order, sync
+//!   state, number of attempts, server receive time once delivered, and an SOS's dispatch
+//!   status;
 //! - draft ids and their revision counters;
 //! - the schema version, and the number and size of rows (hence roughly how long a text is).
 //!
@@ -27,7 +29,7 @@ pub mod schema;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use serde::{de::DeserializeOwned, Serialize};
 use zeroize::Zeroizing;
 
@@ -57,6 +59,8 @@ pub struct Db {
     path: PathBuf,
     durability: Durability,
     changes: u64,
+    /// Per lane (SOS, report): a `seq` at or below that lane's first queued or sending row.
+    floors: [i64; 2],
 }
 
 impl Db {
@@ -70,6 +74,8 @@ impl Db {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Room for every statement the store runs, so none is parsed twice.
+        conn.set_prepared_statement_cache_capacity(64);
         // Connection settings only: none of these writes to the file.
         conn.pragma_update(None, "secure_delete", "ON")?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
@@ -81,6 +87,7 @@ impl Db {
             path: path.to_path_buf(),
             durability: Durability::Full,
             changes: 0,
+            floors: [1, 1],
         };
         let version = schema::user_version(&db.conn)?;
         schema::check_not_newer(version)?;
@@ -97,6 +104,7 @@ impl Db {
                 db.write(Durability::Full, |tx, _| schema::upgrade_from(tx, version))?;
             }
         }
+        db.refresh_floors()?;
         db.requeue_interrupted()?;
         log::debug!("store opened (schema v{})", schema::VERSION);
         Ok(db)
@@ -127,8 +135,8 @@ impl Db {
     /// the next sync. Writes only when there are such rows.
     fn requeue_interrupted(&mut self) -> Result<()> {
         let stuck: i64 = self.conn.query_row(
-            "SELECT count(*) FROM outbox WHERE state = 'sending'",
-            [],
+            "SELECT count(*) FROM records WHERE seq >= ?1 AND state = 'sending'",
+            [self.min_floor()],
             |r| r.get(0),
         )?;
         if stuck > 0 {
@@ -162,11 +170,12 @@ impl Db {
         &self.path
     }
 
-    /// Runs `f` in one IMMEDIATE transaction committed with the given durability.
+    /// Runs `f` in one IMMEDIATE transaction committed with the given durability. If `f`
+    /// fails or panics, or the commit fails, the transaction is rolled back.
     fn write<T>(
         &mut self,
         durability: Durability,
-        f: impl FnOnce(&rusqlite::Transaction<'_>, &DataKey) -> Result<T>,
+        f: impl FnOnce(&Connection, &DataKey) -> Result<T>,
     ) -> Result<T> {
         if self.durability != durability {
             let mode = match durability {
@@ -176,10 +185,8 @@ impl Db {
             self.conn.pragma_update(None, "synchronous", mode)?;
             self.durability = durability;
         }
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = f(&tx, &self.key)?;
+        let tx = WriteTx::begin(&self.conn)?;
+        let out = f(&self.conn, &self.key)?;
         tx.commit()?;
         Ok(out)
     }
@@ -200,11 +207,19 @@ impl Db {
     /// If anything fails (or the process dies) before the commit, the old key stays valid.
     pub fn rekey(&mut self, new_key: DataKey) -> Result<()> {
         self.write(Durability::Full, |tx, old| {
-            reseal_column(tx, old, &new_key, "meta", "key", "value")?;
-            reseal_column(tx, old, &new_key, "records", "id", "payload")?;
-            reseal_column(tx, old, &new_key, "outbox", "record_id", "wedged_reason")?;
-            reseal_column(tx, old, &new_key, "drafts", "id", "header")?;
-            reseal_column(tx, old, &new_key, "drafts", "id", "body")?;
+            reseal_column(tx, old, &new_key, "meta", "key", "value", plain_slot)?;
+            reseal_column(tx, old, &new_key, "records", "id", "payload", plain_slot)?;
+            reseal_column(
+                tx,
+                old,
+                &new_key,
+                "records",
+                "id",
+                "wedged_reason",
+                |_, _, id| records::wedged_slot(id),
+            )?;
+            reseal_column(tx, old, &new_key, "drafts", "id", "header", plain_slot)?;
+            reseal_column(tx, old, &new_key, "drafts", "id", "body", plain_slot)?;
             Ok(())
         })?;
         self.key = new_key;
@@ -249,13 +264,19 @@ fn open_json<T: DeserializeOwned>(key: &DataKey, slot: Slot<'_>, sealed: &[u8]) 
     })
 }
 
+/// The slot of a value sealed under its own table and column name.
+fn plain_slot<'a>(table: &'a str, col: &'a str, id: &'a str) -> Slot<'a> {
+    Slot::new(table, col, id)
+}
+
 fn reseal_column(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     old: &DataKey,
     new: &DataKey,
     table: &str,
     id_col: &str,
     col: &str,
+    slot_of: for<'a> fn(&'a str, &'a str, &'a str) -> Slot<'a>,
 ) -> Result<()> {
     let ids: Vec<String> = {
         let mut stmt = tx.prepare(&format!(
@@ -272,11 +293,41 @@ fn reseal_column(
     ))?;
     for id in ids {
         let sealed: Vec<u8> = read.query_row([&id], |r| r.get(0))?;
-        let slot = Slot::new(table, col, &id);
+        let slot = slot_of(table, col, &id);
         let plain = old.open(slot, &sealed)?;
         write.execute(rusqlite::params![id, new.seal(slot, &plain)?])?;
     }
     Ok(())
+}
+
+/// An open write transaction. BEGIN and COMMIT run as cached statements: an SOS save is
+/// a few microseconds of work besides the fsync, and parsing both each time was a visible
+/// part of it. Dropped without `commit` (an error or a panic in between), it rolls back.
+struct WriteTx<'c> {
+    conn: &'c Connection,
+    open: bool,
+}
+
+impl<'c> WriteTx<'c> {
+    fn begin(conn: &'c Connection) -> Result<Self> {
+        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        Ok(WriteTx { conn, open: true })
+    }
+
+    fn commit(mut self) -> Result<()> {
+        self.conn.prepare_cached("COMMIT")?.execute([])?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Drop for WriteTx<'_> {
+    fn drop(&mut self) {
+        // After a failed COMMIT SQLite may already have ended the transaction.
+        if self.open && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
 }
 
 /// A new client-side record id.

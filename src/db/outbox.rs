@@ -2,6 +2,15 @@
 //! sending, applying per-record server answers in one transaction, per-lane retry
 //! scheduling, dispatch status, wedged records and the retention purge.
 //!
+//! The outbox is the sync columns of the `records` table (lane, seq, state, attempts,
+//! wedged reason, delivery time, dispatch status). No index holds queued rows, so saving a
+//! record writes only the table and its id index. Pending rows are found by scanning the
+//! table (ordered by `seq`) from each lane's *floor*: a `seq` at or below the lane's first
+//! queued or sending row. Floors live in memory: found by one pass at open, moved up after
+//! server answers, moved down when a wedged record is retried or a record is deleted. A floor
+//! that is too low only costs a longer scan; one too high would hide records, so every
+//! change that can make a row pending again (or reuse a `seq`) lowers it first.
+//!
 //! State machine of an outbox row: `queued → sending → delivered | wedged`, with `sending →
 //! queued` when an upload fails or its answer is lost, and `wedged → queued` on an explicit
 //! retry. Rows left `sending` by a crash are reset to `queued` before the next sync.
@@ -9,7 +18,7 @@
 use rusqlite::{params, OptionalExtension};
 use zeroize::Zeroizing;
 
-use super::records::{kind_from, state_from};
+use super::records::{kind_from, state_from, wedged_slot};
 use super::{check_id, Db, Durability};
 use crate::crypto::Slot;
 use crate::error::{Result, StoreError};
@@ -65,6 +74,13 @@ pub(crate) fn lane_key(lane: Lane) -> &'static str {
     super::records::lane_str(lane)
 }
 
+fn lane_index(lane: Lane) -> usize {
+    match lane {
+        Lane::Sos => 0,
+        Lane::Report => 1,
+    }
+}
+
 fn dispatch_key(s: DispatchStatus) -> &'static str {
     match s {
         DispatchStatus::Delivered => "delivered",
@@ -74,13 +90,59 @@ fn dispatch_key(s: DispatchStatus) -> &'static str {
 }
 
 impl Db {
+    /// Finds each lane's floor from scratch: one pass over the table.
+    pub(crate) fn refresh_floors(&mut self) -> Result<()> {
+        self.floors = [1, 1];
+        self.advance_floors()
+    }
+
+    /// Moves each floor up to its lane's first pending row, or just past the last row when
+    /// the lane has none (a new row's `seq` is higher). Scans from the current floor.
+    fn advance_floors(&mut self) -> Result<()> {
+        for lane in [Lane::Sos, Lane::Report] {
+            let from = self.floors[lane_index(lane)];
+            let first: Option<i64> = self
+                .conn
+                .prepare_cached(
+                    "SELECT seq FROM records WHERE seq >= ?1 AND lane = ?2 \
+                     AND state IN ('queued', 'sending') ORDER BY seq LIMIT 1",
+                )?
+                .query_row(params![from, lane_key(lane)], |r| r.get(0))
+                .optional()?;
+            let floor = match first {
+                Some(seq) => seq,
+                None => self
+                    .conn
+                    .prepare_cached("SELECT IFNULL(max(seq), 0) + 1 FROM records")?
+                    .query_row([], |r| r.get(0))?,
+            };
+            self.floors[lane_index(lane)] = floor;
+        }
+        Ok(())
+    }
+
+    /// Lowers every floor to `seq` (a row at `seq` may be pending again, or a new row may
+    /// reuse a `seq` freed by a delete).
+    fn lower_floors(&mut self, seq: i64) {
+        for f in &mut self.floors {
+            *f = (*f).min(seq);
+        }
+    }
+
+    /// The lowest floor: no pending row of any lane lies below it.
+    pub(crate) fn min_floor(&self) -> i64 {
+        self.floors[0].min(self.floors[1])
+    }
+
     /// Puts rows a crash left `sending` back in the queue.
     pub fn reset_sending(&mut self) -> Result<u64> {
+        let floor = self.min_floor();
         self.write(Durability::Full, |tx, _| {
-            Ok(tx.execute(
-                "UPDATE outbox SET state = 'queued' WHERE state = 'sending'",
-                [],
-            )? as u64)
+            Ok(tx
+                .prepare_cached(
+                    "UPDATE records SET state = 'queued' WHERE seq >= ?1 AND state = 'sending'",
+                )?
+                .execute([floor])? as u64)
         })
     }
 
@@ -146,13 +208,17 @@ impl Db {
 
     /// The earliest time (ms) a lane with pending work may be tried again.
     pub fn next_attempt_at(&self) -> Result<Option<i64>> {
-        Ok(self.conn.query_row(
-            "SELECT min(max(IFNULL(l.next_attempt_at, 0), IFNULL(l.server_hold_until, 0))) \
-             FROM lanes l WHERE EXISTS (SELECT 1 FROM outbox o WHERE o.lane = l.lane \
-             AND o.state IN ('queued', 'sending'))",
-            [],
-            |r| r.get::<_, Option<i64>>(0),
-        )?)
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT min(max(IFNULL(l.next_attempt_at, 0), IFNULL(l.server_hold_until, 0))) \
+                 FROM lanes l WHERE EXISTS (SELECT 1 FROM records r \
+                 WHERE r.seq >= CASE l.lane WHEN 'sos' THEN ?1 ELSE ?2 END \
+                 AND r.lane = l.lane AND r.state IN ('queued', 'sending'))",
+            )?
+            .query_row(params![self.floors[0], self.floors[1]], |r| {
+                r.get::<_, Option<i64>>(0)
+            })?)
     }
 
     /// The next queued records of a lane in upload order, decrypted. A record that cannot be
@@ -163,11 +229,11 @@ impl Db {
         limit: u32,
     ) -> Result<Vec<std::result::Result<QueuedRecord, String>>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT r.id, r.kind, r.parent_id, r.payload FROM outbox o \
-             JOIN records r ON r.id = o.record_id \
-             WHERE o.lane = ?1 AND o.state = 'queued' ORDER BY o.seq LIMIT ?2",
+            "SELECT id, kind, parent_id, payload FROM records \
+             WHERE seq >= ?3 AND lane = ?1 AND state = 'queued' ORDER BY seq LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![lane_key(lane), limit], |r| {
+        let floor = self.floors[lane_index(lane)];
+        let rows = stmt.query_map(params![lane_key(lane), limit, floor], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
@@ -220,8 +286,8 @@ impl Db {
         extra: &str,
     ) -> Result<Vec<RecordChange>> {
         let sql = format!(
-            "UPDATE outbox SET state = ?2, {extra} WHERE record_id = ?1 AND state != 'delivered' \
-             RETURNING (SELECT kind FROM records WHERE id = record_id)"
+            "UPDATE records SET state = ?2, {extra} WHERE id = ?1 AND state != 'delivered' \
+             RETURNING kind"
         );
         self.write(Durability::Normal, |tx, _| {
             let mut stmt = tx.prepare_cached(&sql)?;
@@ -247,6 +313,7 @@ impl Db {
     /// Applies the server's per-record answers in one durable transaction.
     pub fn apply_outcomes(&mut self, outcomes: &[(String, Outcome)]) -> Result<Vec<RecordChange>> {
         let changes = self.apply_outcomes_unnumbered(outcomes)?;
+        self.advance_floors()?;
         Ok(self.numbered(changes))
     }
 
@@ -257,9 +324,7 @@ impl Db {
         let mut sealed_reasons = Vec::with_capacity(outcomes.len());
         for (id, outcome) in outcomes {
             sealed_reasons.push(match outcome {
-                Outcome::Wedged { reason } => {
-                    Some(self.seal_json(Slot::new("outbox", "wedged_reason", id), reason)?)
-                }
+                Outcome::Wedged { reason } => Some(self.seal_json(wedged_slot(id), reason)?),
                 Outcome::Delivered { .. } => None,
             });
         }
@@ -269,20 +334,17 @@ impl Db {
                 let kind: Option<String> = match outcome {
                     Outcome::Delivered { received_at_ms } => tx
                         .prepare_cached(
-                            "UPDATE outbox SET state = 'delivered', delivered_at = ?2, \
-                             wedged_reason = NULL, dispatch_status = CASE \
-                             WHEN (SELECT kind FROM records WHERE id = ?1) = 'sos' \
-                             THEN IFNULL(dispatch_status, 'delivered') END \
-                             WHERE record_id = ?1 AND state != 'delivered' \
-                             RETURNING (SELECT kind FROM records WHERE id = record_id)",
+                            "UPDATE records SET state = 'delivered', delivered_at = ?2, \
+                             wedged_reason = NULL, dispatch_status = CASE kind \
+                             WHEN 'sos' THEN IFNULL(dispatch_status, 'delivered') END \
+                             WHERE id = ?1 AND state != 'delivered' RETURNING kind",
                         )?
                         .query_row(params![id, received_at_ms], |r| r.get(0))
                         .optional()?,
                     Outcome::Wedged { .. } => tx
                         .prepare_cached(
-                            "UPDATE outbox SET state = 'wedged', wedged_reason = ?2 \
-                             WHERE record_id = ?1 AND state != 'delivered' \
-                             RETURNING (SELECT kind FROM records WHERE id = record_id)",
+                            "UPDATE records SET state = 'wedged', wedged_reason = ?2 \
+                             WHERE id = ?1 AND state != 'delivered' RETURNING kind",
                         )?
                         .query_row(params![id, sealed], |r| r.get(0))
                         .optional()?,
@@ -312,9 +374,8 @@ impl Db {
     /// Delivered SOS alarms whose dispatch status may still change.
     pub fn open_sos_ids(&self, limit: u32) -> Result<Vec<String>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT o.record_id FROM outbox o JOIN records r ON r.id = o.record_id \
-             WHERE r.kind = 'sos' AND o.state = 'delivered' \
-             AND IFNULL(o.dispatch_status, 'delivered') != 'resolved' ORDER BY o.seq LIMIT ?1",
+            "SELECT id FROM records WHERE kind = 'sos' AND state = 'delivered' \
+             AND dispatch_status IS NOT 'resolved' ORDER BY seq LIMIT ?1",
         )?;
         let rows = stmt.query_map([limit], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -333,7 +394,7 @@ impl Db {
         };
         let n = self.write(Durability::Normal, |tx, _| {
             Ok(tx.execute(
-                "UPDATE outbox SET dispatch_status = ?2 WHERE record_id = ?1 AND \
+                "UPDATE records SET dispatch_status = ?2 WHERE id = ?1 AND \
                  (CASE IFNULL(dispatch_status, 'delivered') WHEN 'delivered' THEN 0 \
                   WHEN 'acknowledged' THEN 1 ELSE 2 END) < ?3",
                 params![id, dispatch_key(status), rank(status)],
@@ -351,11 +412,12 @@ impl Db {
     /// Puts a wedged record back in the queue.
     pub fn retry_wedged(&mut self, id: &str) -> Result<RecordChange> {
         check_id("record_id", id)?;
-        let kind = self.wedged_kind(id)?;
+        let (kind, seq) = self.wedged_kind(id)?;
+        self.lower_floors(seq);
         self.write(Durability::Full, |tx, _| {
             tx.execute(
-                "UPDATE outbox SET state = 'queued', wedged_reason = NULL, attempts = 0 \
-                 WHERE record_id = ?1",
+                "UPDATE records SET state = 'queued', wedged_reason = NULL, attempts = 0 \
+                 WHERE id = ?1",
                 [id],
             )?;
             Ok(())
@@ -372,7 +434,9 @@ impl Db {
     /// Deletes a wedged record (and, for an SOS, its follow-ups) for good.
     pub fn discard_wedged(&mut self, id: &str) -> Result<u64> {
         check_id("record_id", id)?;
-        self.wedged_kind(id)?;
+        let (_, seq) = self.wedged_kind(id)?;
+        // Follow-ups come after their SOS; new rows may take the freed `seq` values.
+        self.lower_floors(seq);
         self.write(Durability::Full, |tx, _| {
             let ids: Vec<String> = {
                 let mut stmt =
@@ -380,34 +444,29 @@ impl Db {
                 let rows = stmt.query_map([id], |r| r.get(0))?;
                 rows.collect::<rusqlite::Result<_>>()?
             };
-            for rid in ids.iter().filter(|r| r.as_str() != id) {
-                tx.execute("DELETE FROM outbox WHERE record_id = ?1", [rid])?;
-                tx.execute("DELETE FROM records WHERE id = ?1", [rid])?;
-            }
-            tx.execute("DELETE FROM outbox WHERE record_id = ?1", [id])?;
+            // Follow-ups first: they refer to their SOS.
+            tx.execute("DELETE FROM records WHERE parent_id = ?1", [id])?;
             tx.execute("DELETE FROM records WHERE id = ?1", [id])?;
             Ok(ids.len() as u64)
         })
     }
 
-    fn wedged_kind(&self, id: &str) -> Result<RecordKind> {
-        let row: Option<(String, String)> = self
+    /// The kind and `seq` of a wedged record.
+    fn wedged_kind(&self, id: &str) -> Result<(RecordKind, i64)> {
+        let row: Option<(String, String, i64)> = self
             .conn
-            .prepare_cached(
-                "SELECT r.kind, o.state FROM records r JOIN outbox o ON o.record_id = r.id \
-                 WHERE r.id = ?1",
-            )?
-            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .prepare_cached("SELECT kind, state, seq FROM records WHERE id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
         match row {
             None => Err(StoreError::NotFound {
                 what: "record",
                 id: id.into(),
             }),
-            Some((_, state)) if state != "wedged" => {
+            Some((_, state, _)) if state != "wedged" => {
                 Err(StoreError::State("the record is not wedged".into()))
             }
-            Some((kind, _)) => kind_from(&kind),
+            Some((kind, _, seq)) => Ok((kind_from(&kind)?, seq)),
         }
     }
 
@@ -416,8 +475,8 @@ impl Db {
     pub fn purge_delivered(&mut self, before_ms: i64) -> Result<u64> {
         self.write(Durability::Normal, |tx, _| {
             Ok(tx.execute(
-                "UPDATE records SET payload = NULL WHERE payload IS NOT NULL AND id IN \
-                 (SELECT record_id FROM outbox WHERE state = 'delivered' AND delivered_at < ?1)",
+                "UPDATE records SET payload = NULL WHERE state = 'delivered' \
+                 AND delivered_at < ?1 AND payload IS NOT NULL",
                 [before_ms],
             )? as u64)
         })

@@ -1,10 +1,10 @@
-//! Records and their outbox rows: SOS alarms, follow-ups, finalized reports, the queue view.
-//! A record and its outbox row are always written in the same transaction; records are
-//! appended, never edited.
+//! Records and their outbox state: SOS alarms, follow-ups, finalized reports, the queue view.
+//! A record and its outbox state (lane, upload order, sync state) are one row, written in one
+//! transaction; record content is appended, never edited.
 
 use std::time::SystemTime;
 
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::{check_id, new_id, now, Db, Durability};
@@ -62,6 +62,12 @@ pub struct ReportPayload {
     pub finalized_at: SystemTime,
 }
 
+/// The slot a server's rejection reason is sealed for. Slot names are part of every envelope's
+/// associated data, so they stay as first shipped even though the column moved in schema v3.
+pub(crate) fn wedged_slot(id: &str) -> Slot<'_> {
+    Slot::new("outbox", "wedged_reason", id)
+}
+
 pub(crate) fn kind_str(kind: RecordKind) -> &'static str {
     match kind {
         RecordKind::Sos => "sos",
@@ -115,9 +121,10 @@ pub(crate) fn state_from(s: &str) -> Result<SyncState> {
     })
 }
 
-/// Inserts a sealed record and its outbox row in the caller's transaction.
+/// Inserts a sealed record, queued at the end of its lane, in the caller's transaction. One
+/// appended row: the table, the id index and the queue index are the b-trees written.
 pub(crate) fn insert_record(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     id: &str,
     kind: RecordKind,
     parent: Option<&str>,
@@ -128,11 +135,9 @@ pub(crate) fn insert_record(
         _ => Lane::Sos,
     };
     tx.prepare_cached(
-        "INSERT INTO records (id, kind, parent_id, payload) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO records (id, kind, parent_id, payload, lane) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute(params![id, kind_str(kind), parent, sealed])?;
-    tx.prepare_cached("INSERT INTO outbox (record_id, lane) VALUES (?1, ?2)")?
-        .execute(params![id, lane_str(lane)])?;
+    .execute(params![id, kind_str(kind), parent, sealed, lane_str(lane)])?;
     Ok(())
 }
 
@@ -150,9 +155,8 @@ struct Row {
     dispatch_status: Option<DispatchStatus>,
 }
 
-const ROW_SELECT: &str = "SELECT r.id, r.kind, r.parent_id, r.payload, o.seq, o.lane, o.state, \
-     o.attempts, o.wedged_reason, o.dispatch_status FROM records r \
-     JOIN outbox o ON o.record_id = r.id";
+const ROW_SELECT: &str = "SELECT r.id, r.kind, r.parent_id, r.payload, r.seq, r.lane, r.state, \
+     r.attempts, r.wedged_reason, r.dispatch_status FROM records r";
 
 fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Row, String, String, String)> {
     Ok((
@@ -347,7 +351,7 @@ impl Db {
             location_updates: vec![],
             cancellation: None,
         };
-        for child in self.rows("WHERE r.parent_id = ?1 ORDER BY o.seq", &sos_id)? {
+        for child in self.rows("WHERE r.parent_id = ?1 ORDER BY r.seq", &sos_id)? {
             match child.kind {
                 RecordKind::SosLocation => {
                     let p: LocationPayload = self.open_payload(&child)?;
@@ -394,7 +398,7 @@ impl Db {
     /// Every queued or sent record in upload order (SOS lane first), then the drafts.
     pub fn list_records(&self) -> Result<Vec<QueueEntry>> {
         let rows = self.rows(
-            "WHERE ?1 ORDER BY CASE o.lane WHEN 'sos' THEN 0 ELSE 1 END, o.seq",
+            "WHERE ?1 ORDER BY CASE r.lane WHEN 'sos' THEN 0 ELSE 1 END, r.seq",
             &1,
         )?;
         let mut out = Vec::with_capacity(rows.len());
@@ -403,14 +407,10 @@ impl Db {
                 None => None,
                 Some(_) => Some(self.record_time(&row)?),
             };
-            let wedged_reason =
-                match &row.wedged_reason {
-                    Some(sealed) => Some(self.open_json::<String>(
-                        Slot::new("outbox", "wedged_reason", &row.id),
-                        sealed,
-                    )?),
-                    None => None,
-                };
+            let wedged_reason = match &row.wedged_reason {
+                Some(sealed) => Some(self.open_json::<String>(wedged_slot(&row.id), sealed)?),
+                None => None,
+            };
             out.push(QueueEntry {
                 id: row.id,
                 kind: row.kind,
@@ -454,23 +454,23 @@ impl Db {
     pub fn pending_counts(&self) -> Result<PendingCounts> {
         let mut counts = PendingCounts::default();
         let mut stmt = self.conn.prepare_cached(
-            "SELECT lane, state, count(*) FROM outbox WHERE state != 'delivered' GROUP BY lane, state",
+            "SELECT lane, count(*) FROM records WHERE seq >= ?1 \
+             AND state IN ('queued', 'sending') GROUP BY lane",
         )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, u64>(2)?,
-            ))
+        let rows = stmt.query_map([self.min_floor()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?))
         })?;
         for row in rows {
-            let (lane, state, n) = row?;
-            match (lane_from(&lane)?, state_from(&state)?) {
-                (_, SyncState::Wedged) => counts.wedged += n,
-                (Lane::Sos, _) => counts.sos += n,
-                (Lane::Report, _) => counts.reports += n,
+            let (lane, n) = row?;
+            match lane_from(&lane)? {
+                Lane::Sos => counts.sos += n,
+                Lane::Report => counts.reports += n,
             }
         }
+        counts.wedged = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM records WHERE state = 'wedged'")?
+            .query_row([], |r| r.get(0))?;
         counts.drafts = self
             .conn
             .prepare_cached("SELECT count(*) FROM drafts")?

@@ -12,6 +12,7 @@ use crate::error::{Result, StoreError};
 pub const MIGRATIONS: &[&str] = &[
     include_str!("../../sql/migrations/001_initial.sql"),
     include_str!("../../sql/migrations/002_sync.sql"),
+    include_str!("../../sql/migrations/003_one_row_per_record.sql"),
 ];
 
 /// The schema version this build writes.
@@ -72,7 +73,7 @@ mod tests {
         assert!(describe(&conn)
             .unwrap()
             .iter()
-            .any(|l| l.contains("outbox")));
+            .any(|l| l.contains("records_open_sos")));
     }
 
     #[test]
