@@ -70,6 +70,8 @@ CREATE TABLE sos_status (
 pub(crate) fn open_connection(path: &Path) -> Result<Connection> {
     let mut conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(10))?;
+    // Every per-record statement of a batch is prepared once and reused.
+    conn.set_prepared_statement_cache_capacity(64);
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(ServerError::Config(format!(
@@ -141,39 +143,45 @@ fn sha256(bytes: &[u8]) -> Vec<u8> {
 
 /// Serializes a JSON value with object keys sorted at every level, independent of how
 /// serde_json was built (the `preserve_order` feature would otherwise keep insertion order).
+/// Keys and scalars are written exactly as `Value::to_string` writes them.
 pub(crate) fn canonical_json(value: &serde_json::Value) -> String {
-    fn write(v: &serde_json::Value, out: &mut String) {
+    fn write(v: &serde_json::Value, out: &mut Vec<u8>) {
         match v {
             serde_json::Value::Object(map) => {
                 let mut keys: Vec<&String> = map.keys().collect();
                 keys.sort();
-                out.push('{');
+                out.push(b'{');
                 for (i, k) in keys.into_iter().enumerate() {
                     if i > 0 {
-                        out.push(',');
+                        out.push(b',');
                     }
-                    out.push_str(&serde_json::Value::String(k.clone()).to_string());
-                    out.push(':');
+                    push_json(out, k);
+                    out.push(b':');
                     write(&map[k], out);
                 }
-                out.push('}');
+                out.push(b'}');
             }
             serde_json::Value::Array(items) => {
-                out.push('[');
+                out.push(b'[');
                 for (i, item) in items.iter().enumerate() {
                     if i > 0 {
-                        out.push(',');
+                        out.push(b',');
                     }
                     write(item, out);
                 }
-                out.push(']');
+                out.push(b']');
             }
-            scalar => out.push_str(&scalar.to_string()),
+            scalar => push_json(out, scalar),
         }
     }
-    let mut out = String::new();
+    fn push_json(out: &mut Vec<u8>, v: &(impl serde::Serialize + ?Sized)) {
+        // Writing a string or a scalar into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, v);
+    }
+    let mut out = Vec::new();
     write(value, &mut out);
-    out
+    // serde_json only writes UTF-8, and so do the brackets and separators above.
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn new_token() -> Result<String> {
@@ -316,12 +324,11 @@ pub(crate) fn process_batch(
         let canonical = canonical_json(&serde_json::to_value(rec)?);
         let hash = sha256(canonical.as_bytes());
         let existing: Option<(Vec<u8>, String)> = tx
-            .query_row(
+            .prepare_cached(
                 "SELECT content_sha256, received_at FROM records
                  WHERE device_id = ?1 AND record_id = ?2",
-                params![device_id, rec.id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            )?
+            .query_row(params![device_id, rec.id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         if let Some((stored_hash, stored_at)) = existing {
             results.push(if stored_hash == hash {
@@ -345,11 +352,8 @@ pub(crate) fn process_batch(
         }
         if let Some(parent) = &rec.parent_id {
             let parent_kind: Option<String> = tx
-                .query_row(
-                    "SELECT kind FROM records WHERE device_id = ?1 AND record_id = ?2",
-                    params![device_id, parent],
-                    |r| r.get(0),
-                )
+                .prepare_cached("SELECT kind FROM records WHERE device_id = ?1 AND record_id = ?2")?
+                .query_row(params![device_id, parent], |r| r.get(0))
                 .optional()?;
             if parent_kind.as_deref() != Some("sos") {
                 results.push(refused(
@@ -361,30 +365,30 @@ pub(crate) fn process_batch(
                 continue;
             }
         }
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO records (device_id, record_id, seq, kind, lane, parent_id, device_time,
                                   received_at, content_sha256, record_json)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
-                device_id,
-                rec.id,
-                next_seq,
-                kind_name(rec.kind),
-                lane_str(rec.lane),
-                rec.parent_id,
-                fmt_time(rec.device_time),
-                received_str,
-                hash,
-                canonical,
-            ],
-        )?;
+        )?
+        .execute(params![
+            device_id,
+            rec.id,
+            next_seq,
+            kind_name(rec.kind),
+            lane_str(rec.lane),
+            rec.parent_id,
+            fmt_time(rec.device_time),
+            received_str,
+            hash,
+            canonical,
+        ])?;
         next_seq += 1;
         if rec.kind == Kind::Sos {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO sos_status (device_id, sos_id, status, delivered_at, updated_at)
                  VALUES (?1, ?2, 'delivered', ?3, ?3)",
-                params![device_id, rec.id, received_str],
-            )?;
+            )?
+            .execute(params![device_id, rec.id, received_str])?;
         }
         results.push(item(&rec.id, ItemStatus::Accepted, Some(received_at)));
     }
@@ -833,6 +837,13 @@ mod tests {
             canonical_json(&a),
             r#"{"a":{"c":null,"z":[{"x":"é\"","y":1}]},"b":1}"#
         );
+        // Keys and scalars are written as `Value::to_string` writes them (already-sorted keys
+        // here, so both must agree byte for byte: stored hashes depend on it).
+        let b: serde_json::Value = serde_json::from_str(
+            r#"{"\u0001k\n":[1.5,-0.0,1e300,-7,true,"tab\tq\"\\ \u2028"],"z\u00e9":{}}"#,
+        )
+        .unwrap();
+        assert_eq!(canonical_json(&b), b.to_string());
     }
 
     #[test]

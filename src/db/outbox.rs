@@ -15,7 +15,9 @@
 //! queued` when an upload fails or its answer is lost, and `wedged → queued` on an explicit
 //! retry. Rows left `sending` by a crash are reset to `queued` before the next sync.
 
-use rusqlite::{params, OptionalExtension};
+use std::collections::{BTreeMap, HashMap};
+
+use rusqlite::{params, Connection, OptionalExtension};
 use zeroize::Zeroizing;
 
 use super::records::{kind_from, state_from, wedged_slot};
@@ -72,6 +74,48 @@ pub struct RecordChange {
 
 pub(crate) fn lane_key(lane: Lane) -> &'static str {
     super::records::lane_str(lane)
+}
+
+/// Runs `sql`, an UPDATE whose `?1` is a JSON array of record ids and which returns
+/// `id, kind` of every row it changed, with `rest` as `?2...`. One statement for a whole
+/// batch instead of one per record. Returns the changed ids with their kinds.
+fn update_each<'a>(
+    tx: &Connection,
+    sql: &str,
+    ids: impl Iterator<Item = &'a str>,
+    rest: &[&dyn rusqlite::ToSql],
+) -> Result<HashMap<String, String>> {
+    let ids = serde_json::to_string(&ids.collect::<Vec<_>>())
+        .map_err(|_| StoreError::Encode("record ids"))?;
+    let mut bound: Vec<&dyn rusqlite::ToSql> = vec![&ids];
+    bound.extend_from_slice(rest);
+    let mut stmt = tx.prepare_cached(sql)?;
+    let rows = stmt.query_map(bound.as_slice(), |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The changes for the `ids` that `changed` holds, in the order of `ids`; `what` gives a
+/// changed record's new state and dispatch status from its id and kind.
+fn in_order<'a>(
+    ids: impl Iterator<Item = &'a str>,
+    changed: &HashMap<String, String>,
+    what: impl Fn(&str, RecordKind) -> (SyncState, Option<DispatchStatus>),
+) -> Result<Vec<RecordChange>> {
+    let mut out = Vec::new();
+    for id in ids {
+        if let Some(kind) = changed.get(id) {
+            let kind = kind_from(kind)?;
+            let (state, dispatch_status) = what(id, kind);
+            out.push(RecordChange {
+                sequence: 0,
+                id: id.into(),
+                kind,
+                state,
+                dispatch_status,
+            });
+        }
+    }
+    Ok(out)
 }
 
 fn lane_index(lane: Lane) -> usize {
@@ -285,32 +329,24 @@ impl Db {
         state: &str,
         extra: &str,
     ) -> Result<Vec<RecordChange>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let sql = format!(
-            "UPDATE records SET state = ?2, {extra} WHERE id = ?1 AND state != 'delivered' \
-             RETURNING kind"
+            "UPDATE records SET state = ?2, {extra} WHERE id IN (SELECT value FROM json_each(?1)) \
+             AND state != 'delivered' RETURNING id, kind"
         );
-        self.write(Durability::Normal, |tx, _| {
-            let mut stmt = tx.prepare_cached(&sql)?;
-            let mut changes = Vec::new();
-            for id in ids {
-                let kind: Option<String> = stmt
-                    .query_row(params![id, state], |r| r.get(0))
-                    .optional()?;
-                if let Some(kind) = kind {
-                    changes.push(RecordChange {
-                        sequence: 0,
-                        id: id.clone(),
-                        kind: kind_from(&kind)?,
-                        state: state_from(state)?,
-                        dispatch_status: None,
-                    });
-                }
-            }
-            Ok(changes)
+        let changed = self.write(Durability::Normal, |tx, _| {
+            update_each(tx, &sql, ids.iter().map(String::as_str), &[&state])
+        })?;
+        let state = state_from(state)?;
+        in_order(ids.iter().map(String::as_str), &changed, |_, _| {
+            (state, None)
         })
     }
 
-    /// Applies the server's per-record answers in one durable transaction.
+    /// Applies the server's per-record answers in one durable transaction: one statement
+    /// per receive time for the delivered records (a batch shares one), one per wedged record.
     pub fn apply_outcomes(&mut self, outcomes: &[(String, Outcome)]) -> Result<Vec<RecordChange>> {
         let changes = self.apply_outcomes_unnumbered(outcomes)?;
         self.advance_floors()?;
@@ -321,54 +357,59 @@ impl Db {
         &mut self,
         outcomes: &[(String, Outcome)],
     ) -> Result<Vec<RecordChange>> {
-        let mut sealed_reasons = Vec::with_capacity(outcomes.len());
+        let mut delivered: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
+        let mut wedged = Vec::new();
         for (id, outcome) in outcomes {
-            sealed_reasons.push(match outcome {
-                Outcome::Wedged { reason } => Some(self.seal_json(wedged_slot(id), reason)?),
-                Outcome::Delivered { .. } => None,
-            });
-        }
-        self.write(Durability::Full, |tx, _| {
-            let mut changes = Vec::new();
-            for ((id, outcome), sealed) in outcomes.iter().zip(sealed_reasons) {
-                let kind: Option<String> = match outcome {
-                    Outcome::Delivered { received_at_ms } => tx
-                        .prepare_cached(
-                            "UPDATE records SET state = 'delivered', delivered_at = ?2, \
-                             wedged_reason = NULL, dispatch_status = CASE kind \
-                             WHEN 'sos' THEN IFNULL(dispatch_status, 'delivered') END \
-                             WHERE id = ?1 AND state != 'delivered' RETURNING kind",
-                        )?
-                        .query_row(params![id, received_at_ms], |r| r.get(0))
-                        .optional()?,
-                    Outcome::Wedged { .. } => tx
-                        .prepare_cached(
-                            "UPDATE records SET state = 'wedged', wedged_reason = ?2 \
-                             WHERE id = ?1 AND state != 'delivered' RETURNING kind",
-                        )?
-                        .query_row(params![id, sealed], |r| r.get(0))
-                        .optional()?,
-                };
-                if let Some(kind) = kind {
-                    let kind = kind_from(&kind)?;
-                    let (state, dispatch_status) = match outcome {
-                        Outcome::Delivered { .. } => (
-                            SyncState::Delivered,
-                            (kind == RecordKind::Sos).then_some(DispatchStatus::Delivered),
-                        ),
-                        Outcome::Wedged { .. } => (SyncState::Wedged, None),
-                    };
-                    changes.push(RecordChange {
-                        sequence: 0,
-                        id: id.clone(),
-                        kind,
-                        state,
-                        dispatch_status,
-                    });
+            match outcome {
+                Outcome::Delivered { received_at_ms } => {
+                    delivered.entry(*received_at_ms).or_default().push(id)
+                }
+                Outcome::Wedged { reason } => {
+                    wedged.push((id.as_str(), self.seal_json(wedged_slot(id), reason)?))
                 }
             }
-            Ok(changes)
-        })
+        }
+        let changed = self.write(Durability::Full, |tx, _| {
+            let mut changed = HashMap::new();
+            for (at, ids) in &delivered {
+                changed.extend(update_each(
+                    tx,
+                    "UPDATE records SET state = 'delivered', delivered_at = ?2, \
+                     wedged_reason = NULL, dispatch_status = CASE kind \
+                     WHEN 'sos' THEN IFNULL(dispatch_status, 'delivered') END \
+                     WHERE id IN (SELECT value FROM json_each(?1)) AND state != 'delivered' \
+                     RETURNING id, kind",
+                    ids.iter().copied(),
+                    &[at],
+                )?);
+            }
+            let mut stmt = tx.prepare_cached(
+                "UPDATE records SET state = 'wedged', wedged_reason = ?2 \
+                 WHERE id = ?1 AND state != 'delivered' RETURNING kind",
+            )?;
+            for (id, sealed) in &wedged {
+                let kind: Option<String> = stmt
+                    .query_row(params![id, sealed], |r| r.get(0))
+                    .optional()?;
+                if let Some(kind) = kind {
+                    changed.insert(id.to_string(), kind);
+                }
+            }
+            Ok(changed)
+        })?;
+        let outcome_of: HashMap<&str, &Outcome> =
+            outcomes.iter().map(|(id, o)| (id.as_str(), o)).collect();
+        in_order(
+            outcomes.iter().map(|(id, _)| id.as_str()),
+            &changed,
+            |id, kind| match outcome_of[id] {
+                Outcome::Delivered { .. } => (
+                    SyncState::Delivered,
+                    (kind == RecordKind::Sos).then_some(DispatchStatus::Delivered),
+                ),
+                Outcome::Wedged { .. } => (SyncState::Wedged, None),
+            },
+        )
     }
 
     /// Delivered SOS alarms whose dispatch status may still change.
