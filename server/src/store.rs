@@ -22,7 +22,13 @@ use crate::validate::{kind_name, validate};
 use crate::{Result, ServerError};
 
 /// Schema version kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
+
+/// Upgrades from version 1. The index of records by id alone was dropped: every record
+/// scattered one more entry over a random-keyed index, which dominated the pages a batch
+/// commit writes, and only rare lookups without a device (tests, dispatcher acks by id) used
+/// it.
+const MIGRATE_1_TO_2: &str = "DROP INDEX IF EXISTS records_by_id;";
 
 const SCHEMA: &str = r#"
 CREATE TABLE devices (
@@ -49,7 +55,6 @@ CREATE TABLE records (
     record_json    TEXT NOT NULL,
     PRIMARY KEY (device_id, record_id)
 );
-CREATE INDEX records_by_id ON records (record_id);
 CREATE INDEX records_by_parent ON records (device_id, parent_id) WHERE parent_id IS NOT NULL;
 CREATE TABLE sos_status (
     device_id       TEXT NOT NULL,
@@ -85,6 +90,9 @@ pub(crate) fn open_connection(path: &Path) -> Result<Connection> {
     let version: i32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version == 0 {
         tx.execute_batch(SCHEMA)?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    } else if version == 1 {
+        tx.execute_batch(MIGRATE_1_TO_2)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     } else if version > SCHEMA_VERSION {
         return Err(ServerError::Config(format!(
@@ -844,6 +852,51 @@ mod tests {
         )
         .unwrap();
         assert_eq!(canonical_json(&b), b.to_string());
+    }
+
+    #[test]
+    fn version_1_database_is_upgraded_keeping_its_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(SCHEMA).unwrap();
+            c.execute_batch("CREATE INDEX records_by_id ON records (record_id);")
+                .unwrap();
+            c.execute(
+                "INSERT INTO records VALUES ('dev', 'rec', 1, 'sos', 'sos', NULL, 't', 't', x'00', '{}')",
+                [],
+            )
+            .unwrap();
+            c.pragma_update(None, "user_version", 1).unwrap();
+        }
+        let c = open_connection(&path).unwrap();
+        let version: i32 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let index: i64 = c
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'records_by_id'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(index, 0);
+        let n: i64 = c
+            .query_row("SELECT count(*) FROM records", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
+        drop(c);
+        // A database from a newer server is refused.
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        assert!(matches!(
+            open_connection(&path),
+            Err(ServerError::Config(_))
+        ));
     }
 
     #[test]
