@@ -4,8 +4,8 @@
 //! counting, reading every record and draft, and one more write must each end `Ok` or in a
 //! typed `CrewSafeError`: never a panic.
 //!
-//! Input format: 3-byte patches `(offset: u16 LE, value: u8)`, offset taken modulo the file
-//! length; when 2 bytes are left over they give a length (u16 LE, modulo the file length)
+//! Input format: 4-byte patches `(offset: u24 LE, value: u8)`, offset taken modulo the file
+//! length; when 3 bytes are left over they give a length (u24 LE, modulo the file length)
 //! to truncate the file to.
 #![no_main]
 
@@ -166,7 +166,7 @@ fn build_template() -> Template {
                 .unwrap_or(true),
         "template checkpointed into the main file"
     );
-    assert!(bytes.len() <= 65_536, "patch offsets are u16");
+    assert!(bytes.len() <= 1 << 24, "patch offsets are u24");
     Template { dir, bytes }
 }
 
@@ -202,13 +202,13 @@ fuzz_target!(|data: &[u8]| {
     let t = template();
     let mut bytes = t.bytes.clone();
     let len = bytes.len();
-    let mut chunks = data.chunks_exact(3);
+    let u24 = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], 0]) as usize;
+    let mut chunks = data.chunks_exact(4);
     for p in &mut chunks {
-        let off = usize::from(u16::from_le_bytes([p[0], p[1]])) % len;
-        bytes[off] = p[2];
+        bytes[u24(p) % len] = p[3];
     }
-    if let [a, b] = *chunks.remainder() {
-        bytes.truncate(usize::from(u16::from_le_bytes([a, b])) % len);
+    if let rest @ [_, _, _] = chunks.remainder() {
+        bytes.truncate(u24(rest) % len);
     }
     let path = t.dir.join("work.db");
     for suffix in ["-wal", "-shm", "-journal"] {
