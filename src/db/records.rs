@@ -122,7 +122,8 @@ pub(crate) fn state_from(s: &str) -> Result<SyncState> {
 }
 
 /// Inserts a sealed record, queued at the end of its lane, in the caller's transaction. One
-/// appended row: the table, the id index and the queue index are the b-trees written.
+/// appended row: the table and its id index are the only b-trees written (a follow-up also
+/// enters the parent index).
 pub(crate) fn insert_record(
     tx: &Connection,
     id: &str,
