@@ -655,9 +655,15 @@ fn check_after_kill(
     new: &[Line],
     ctx: &str,
 ) -> (Arc<CrewStore>, i64, HashSet<String>) {
+    // Rows the kill left `sending`, counted before the store's open puts them back in the
+    // queue. The raw connection stays open meanwhile, so the store still opens a live WAL.
+    let raw = Connection::open(path).unwrap_or_else(|err| panic!("{ctx}: raw open: {err}"));
+    let sending = q1(&raw, "SELECT count(*) FROM records WHERE state = 'sending'");
     let store = CrewStore::open(path.to_string_lossy().into(), key.to_vec())
         .unwrap_or_else(|err| panic!("{ctx}: reopen after the kill: {err}"));
-    let (records, delivered, sending) = raw_check(path, ctx);
+    drop(raw);
+    let (records, delivered, still_sending) = raw_check(path, ctx);
+    assert_eq!(still_sending, 0, "{ctx}: rows still sending after open");
 
     // Nothing shrinks: every record seen before is still there, every delivered one still
     // delivered.
