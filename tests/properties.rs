@@ -25,7 +25,7 @@ use common::net::{config, Server, Tokens};
 use common::{complete_fields, crew, fix};
 use crewsafe::crypto::{CryptoError, DataKey, Slot, ENVELOPE_V1};
 use crewsafe::*;
-use crewsafe_server::{ServerStore, TestFault};
+use crewsafe_server::TestFault;
 use proptest::prelude::*;
 use proptest::sample::Index;
 
@@ -299,17 +299,6 @@ impl Harness {
             .collect()
     }
 
-    /// Server record ids in receive order.
-    fn server_ids(&self) -> Vec<String> {
-        ServerStore::open(self.server.db())
-            .unwrap()
-            .records()
-            .unwrap()
-            .into_iter()
-            .map(|r| r.id)
-            .collect()
-    }
-
     fn fail(&self, msg: String) -> TestCaseError {
         TestCaseError::fail(format!("{msg}\nsteps:\n  {}", self.log.join("\n  ")))
     }
@@ -317,7 +306,7 @@ impl Harness {
     /// The invariant after every step.
     fn check(&self) -> Result<(), TestCaseError> {
         let phone = self.phone();
-        let server = self.server_ids();
+        let server = self.server.all_ids();
         let mut counts: HashMap<&str, usize> = HashMap::new();
         for id in &server {
             *counts.entry(id.as_str()).or_default() += 1;
@@ -454,7 +443,7 @@ impl Harness {
                 TestFault::DropAfterCommit | TestFault::TruncateAfterCommit
             )
         });
-        let server_before: HashSet<String> = self.server_ids().into_iter().collect();
+        let server_before: HashSet<String> = self.server.all_ids().into_iter().collect();
         let report = self
             .store()
             .sync_now()
@@ -506,7 +495,8 @@ impl Harness {
         // record comes after a report.
         let lanes: HashMap<&str, L> = self.recs.iter().map(|r| (r.id.as_str(), r.lane)).collect();
         let stored_now: Vec<L> = self
-            .server_ids()
+            .server
+            .all_ids()
             .iter()
             .filter(|id| !server_before.contains(*id))
             .filter_map(|id| lanes.get(id.as_str()).copied())
@@ -547,7 +537,7 @@ impl Harness {
             r.delivered = true;
         }
         self.check()?;
-        let server = self.server_ids();
+        let server = self.server.all_ids();
         if server.len() != self.recs.len() {
             return Err(self.fail(format!(
                 "server holds {} records, phone made {}",

@@ -207,19 +207,12 @@ impl Db {
     /// If anything fails (or the process dies) before the commit, the old key stays valid.
     pub fn rekey(&mut self, new_key: DataKey) -> Result<()> {
         self.write(Durability::Full, |tx, old| {
-            reseal_column(tx, old, &new_key, "meta", "key", "value", plain_slot)?;
-            reseal_column(tx, old, &new_key, "records", "id", "payload", plain_slot)?;
-            reseal_column(
-                tx,
-                old,
-                &new_key,
-                "records",
-                "id",
-                "wedged_reason",
-                |_, _, id| records::wedged_slot(id),
-            )?;
-            reseal_column(tx, old, &new_key, "drafts", "id", "header", plain_slot)?;
-            reseal_column(tx, old, &new_key, "drafts", "id", "body", plain_slot)?;
+            reseal_column(tx, old, &new_key, "meta", "key", "value", "meta")?;
+            reseal_column(tx, old, &new_key, "records", "id", "payload", "records")?;
+            let wedged = records::WEDGED_SLOT_TABLE;
+            reseal_column(tx, old, &new_key, "records", "id", "wedged_reason", wedged)?;
+            reseal_column(tx, old, &new_key, "drafts", "id", "header", "drafts")?;
+            reseal_column(tx, old, &new_key, "drafts", "id", "body", "drafts")?;
             Ok(())
         })?;
         self.key = new_key;
@@ -264,11 +257,6 @@ fn open_json<T: DeserializeOwned>(key: &DataKey, slot: Slot<'_>, sealed: &[u8]) 
     })
 }
 
-/// The slot of a value sealed under its own table and column name.
-fn plain_slot<'a>(table: &'a str, col: &'a str, id: &'a str) -> Slot<'a> {
-    Slot::new(table, col, id)
-}
-
 fn reseal_column(
     tx: &Connection,
     old: &DataKey,
@@ -276,7 +264,7 @@ fn reseal_column(
     table: &str,
     id_col: &str,
     col: &str,
-    slot_of: for<'a> fn(&'a str, &'a str, &'a str) -> Slot<'a>,
+    slot_table: &str,
 ) -> Result<()> {
     let ids: Vec<String> = {
         let mut stmt = tx.prepare(&format!(
@@ -293,7 +281,7 @@ fn reseal_column(
     ))?;
     for id in ids {
         let sealed: Vec<u8> = read.query_row([&id], |r| r.get(0))?;
-        let slot = slot_of(table, col, &id);
+        let slot = Slot::new(slot_table, col, &id);
         let plain = old.open(slot, &sealed)?;
         write.execute(rusqlite::params![id, new.seal(slot, &plain)?])?;
     }

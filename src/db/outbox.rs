@@ -134,14 +134,33 @@ fn dispatch_key(s: DispatchStatus) -> &'static str {
 }
 
 impl Db {
-    /// Finds each lane's floor from scratch: one pass over the table.
+    /// Finds each lane's floor from scratch: one pass over the table for both lanes.
     pub(crate) fn refresh_floors(&mut self) -> Result<()> {
-        self.floors = [1, 1];
-        self.advance_floors()
+        let end = self.end_seq()?;
+        self.floors = [end, end];
+        let mut stmt = self.conn.prepare(
+            "SELECT lane, min(seq) FROM records WHERE state IN ('queued', 'sending') GROUP BY lane",
+        )?;
+        let firsts = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        drop(stmt);
+        for (lane, seq) in firsts {
+            self.floors[lane_index(super::records::lane_from(&lane)?)] = seq;
+        }
+        Ok(())
     }
 
-    /// Moves each floor up to its lane's first pending row, or just past the last row when
-    /// the lane has none (a new row's `seq` is higher). Scans from the current floor.
+    /// Just past the last row: every row inserted later has a higher `seq`.
+    fn end_seq(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT IFNULL(max(seq), 0) + 1 FROM records")?
+            .query_row([], |r| r.get(0))?)
+    }
+
+    /// Moves each floor up to its lane's first pending row, or to [`Self::end_seq`] when the
+    /// lane has none. Scans from the current floor.
     fn advance_floors(&mut self) -> Result<()> {
         for lane in [Lane::Sos, Lane::Report] {
             let from = self.floors[lane_index(lane)];
@@ -153,14 +172,10 @@ impl Db {
                 )?
                 .query_row(params![from, lane_key(lane)], |r| r.get(0))
                 .optional()?;
-            let floor = match first {
+            self.floors[lane_index(lane)] = match first {
                 Some(seq) => seq,
-                None => self
-                    .conn
-                    .prepare_cached("SELECT IFNULL(max(seq), 0) + 1 FROM records")?
-                    .query_row([], |r| r.get(0))?,
+                None => self.end_seq()?,
             };
-            self.floors[lane_index(lane)] = floor;
         }
         Ok(())
     }
@@ -479,16 +494,10 @@ impl Db {
         // Follow-ups come after their SOS; new rows may take the freed `seq` values.
         self.lower_floors(seq);
         self.write(Durability::Full, |tx, _| {
-            let ids: Vec<String> = {
-                let mut stmt =
-                    tx.prepare("SELECT id FROM records WHERE id = ?1 OR parent_id = ?1")?;
-                let rows = stmt.query_map([id], |r| r.get(0))?;
-                rows.collect::<rusqlite::Result<_>>()?
-            };
             // Follow-ups first: they refer to their SOS.
-            tx.execute("DELETE FROM records WHERE parent_id = ?1", [id])?;
-            tx.execute("DELETE FROM records WHERE id = ?1", [id])?;
-            Ok(ids.len() as u64)
+            let children = tx.execute("DELETE FROM records WHERE parent_id = ?1", [id])?;
+            let record = tx.execute("DELETE FROM records WHERE id = ?1", [id])?;
+            Ok((children + record) as u64)
         })
     }
 

@@ -62,10 +62,14 @@ pub struct ReportPayload {
     pub finalized_at: SystemTime,
 }
 
-/// The slot a server's rejection reason is sealed for. Slot names are part of every envelope's
-/// associated data, so they stay as first shipped even though the column moved in schema v3.
+/// The table name in the slot a server's rejection reason is sealed for. Slot names are part
+/// of every envelope's associated data, so they stay as first shipped even though the column
+/// moved to `records` in schema v3.
+pub(crate) const WEDGED_SLOT_TABLE: &str = "outbox";
+
+/// The slot a server's rejection reason is sealed for.
 pub(crate) fn wedged_slot(id: &str) -> Slot<'_> {
-    Slot::new("outbox", "wedged_reason", id)
+    Slot::new(WEDGED_SLOT_TABLE, "wedged_reason", id)
 }
 
 pub(crate) fn kind_str(kind: RecordKind) -> &'static str {
