@@ -101,7 +101,8 @@ pub enum SyncState {
     Draft,
     /// Waiting for the network.
     Queued,
-    /// Part of an upload in flight.
+    /// Part of an upload in flight (kept in memory: after a crash the record is `Queued`
+    /// again and is resent).
     Sending,
     /// Acknowledged by the server.
     Delivered,

@@ -630,3 +630,38 @@ fn change_numbers_follow_commit_order_under_a_concurrent_worker() {
         );
     }
 }
+
+/// An upload in flight shows as `sending` in the queue view while, on disk, its rows stay
+/// `queued` (nothing to repair after a crash); the attempt is counted when the answer comes.
+#[test]
+fn upload_in_flight_is_sending_in_the_view_and_queued_on_disk() {
+    let e = env();
+    let sos = e.t.store.raise_sos(crew(), Some(fix()), None).unwrap();
+    e.server.srv().faults().push(TestFault::Delay { ms: 1_500 });
+    let store = e.t.store.clone();
+    let sync = std::thread::spawn(move || store.sync_now().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let state_of = |id: &str| {
+        e.t.store
+            .list_records()
+            .unwrap()
+            .into_iter()
+            .find(|q| q.id == id)
+            .map(|q| (q.state, q.attempts))
+            .unwrap()
+    };
+    while state_of(&sos.id).0 != SyncState::Sending {
+        assert!(Instant::now() < deadline, "never seen sending");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let raw = rusqlite::Connection::open(&e.t.path).unwrap();
+    let on_disk: String = raw
+        .query_row("SELECT state FROM records WHERE id = ?1", [&sos.id], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(on_disk, "queued");
+    let report = sync.join().unwrap();
+    assert_eq!(report.accepted, 1, "{report:?}");
+    assert_eq!(state_of(&sos.id), (SyncState::Delivered, 1));
+}

@@ -22,13 +22,36 @@ use crate::validate::{kind_name, validate};
 use crate::{Result, ServerError};
 
 /// Schema version kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i32 = 2;
+const SCHEMA_VERSION: i32 = 3;
 
 /// Upgrades from version 1. The index of records by id alone was dropped: every record
 /// scattered one more entry over a random-keyed index, which dominated the pages a batch
 /// commit writes, and only rare lookups without a device (tests, dispatcher acks by id) used
 /// it.
 const MIGRATE_1_TO_2: &str = "DROP INDEX IF EXISTS records_by_id;";
+
+/// Upgrades from version 2. `sos_status` rows are keyed by their SOS's `records.seq`
+/// instead of (device, id): accepting an SOS appends one row instead of also scattering an
+/// entry over a random-keyed index. Lookups by (device, id) go through the records key.
+const MIGRATE_2_TO_3: &str = r#"
+CREATE TABLE sos_status_v3 (
+    seq             INTEGER PRIMARY KEY REFERENCES records (seq),
+    status          TEXT NOT NULL
+                    CHECK (status = 'delivered' OR status = 'acknowledged' OR status = 'resolved'),
+    delivered_at    TEXT NOT NULL,
+    acknowledged_at TEXT,
+    acknowledged_by TEXT,
+    resolved_at     TEXT,
+    resolved_by     TEXT,
+    updated_at      TEXT NOT NULL
+);
+INSERT INTO sos_status_v3
+    SELECT r.seq, s.status, s.delivered_at, s.acknowledged_at, s.acknowledged_by,
+           s.resolved_at, s.resolved_by, s.updated_at
+    FROM sos_status s JOIN records r ON r.device_id = s.device_id AND r.record_id = s.sos_id;
+DROP TABLE sos_status;
+ALTER TABLE sos_status_v3 RENAME TO sos_status;
+"#;
 
 const SCHEMA: &str = r#"
 CREATE TABLE devices (
@@ -56,18 +79,17 @@ CREATE TABLE records (
     PRIMARY KEY (device_id, record_id)
 );
 CREATE INDEX records_by_parent ON records (device_id, parent_id) WHERE parent_id IS NOT NULL;
+-- One row per SOS, keyed by its records row.
 CREATE TABLE sos_status (
-    device_id       TEXT NOT NULL,
-    sos_id          TEXT NOT NULL,
-    status          TEXT NOT NULL CHECK (status IN ('delivered', 'acknowledged', 'resolved')),
+    seq             INTEGER PRIMARY KEY REFERENCES records (seq),
+    status          TEXT NOT NULL
+                    CHECK (status = 'delivered' OR status = 'acknowledged' OR status = 'resolved'),
     delivered_at    TEXT NOT NULL,
     acknowledged_at TEXT,
     acknowledged_by TEXT,
     resolved_at     TEXT,
     resolved_by     TEXT,
-    updated_at      TEXT NOT NULL,
-    PRIMARY KEY (device_id, sos_id),
-    FOREIGN KEY (device_id, sos_id) REFERENCES records (device_id, record_id)
+    updated_at      TEXT NOT NULL
 );
 "#;
 
@@ -91,8 +113,11 @@ pub(crate) fn open_connection(path: &Path) -> Result<Connection> {
     if version == 0 {
         tx.execute_batch(SCHEMA)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-    } else if version == 1 {
-        tx.execute_batch(MIGRATE_1_TO_2)?;
+    } else if version < SCHEMA_VERSION {
+        if version == 1 {
+            tx.execute_batch(MIGRATE_1_TO_2)?;
+        }
+        tx.execute_batch(MIGRATE_2_TO_3)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     } else if version > SCHEMA_VERSION {
         return Err(ServerError::Config(format!(
@@ -152,44 +177,71 @@ fn sha256(bytes: &[u8]) -> Vec<u8> {
 /// Serializes a JSON value with object keys sorted at every level, independent of how
 /// serde_json was built (the `preserve_order` feature would otherwise keep insertion order).
 /// Keys and scalars are written exactly as `Value::to_string` writes them.
-pub(crate) fn canonical_json(value: &serde_json::Value) -> String {
-    fn write(v: &serde_json::Value, out: &mut Vec<u8>) {
-        match v {
-            serde_json::Value::Object(map) => {
-                let mut keys: Vec<&String> = map.keys().collect();
-                keys.sort();
-                out.push(b'{');
-                for (i, k) in keys.into_iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    push_json(out, k);
-                    out.push(b':');
-                    write(&map[k], out);
-                }
-                out.push(b'}');
-            }
-            serde_json::Value::Array(items) => {
-                out.push(b'[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    write(item, out);
-                }
-                out.push(b']');
-            }
-            scalar => push_json(out, scalar),
-        }
-    }
-    fn push_json(out: &mut Vec<u8>, v: &(impl serde::Serialize + ?Sized)) {
-        // Writing a string or a scalar into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, v);
-    }
+#[cfg(test)]
+fn canonical_json(value: &serde_json::Value) -> String {
     let mut out = Vec::new();
-    write(value, &mut out);
-    // serde_json only writes UTF-8, and so do the brackets and separators above.
+    write_canonical(value, &mut out);
+    // serde_json only writes UTF-8, and so do the brackets and separators.
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The canonical JSON of a whole record, byte for byte `canonical_json(&to_value(record))`
+/// (the stored dedupe hashes depend on it), written without building a copy of the record
+/// as a `Value` first. Its keys in sorted order: content, device_time, id, kind, lane,
+/// parent_id.
+pub(crate) fn canonical_record(rec: &WireRecord) -> String {
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(br#"{"content":"#);
+    write_canonical(&rec.content, &mut out);
+    out.extend_from_slice(br#","device_time":"#);
+    push_json(&mut out, &rec.device_time);
+    out.extend_from_slice(br#","id":"#);
+    push_json(&mut out, &rec.id);
+    out.extend_from_slice(br#","kind":"#);
+    push_json(&mut out, &rec.kind);
+    out.extend_from_slice(br#","lane":"#);
+    push_json(&mut out, &rec.lane);
+    if let Some(parent) = &rec.parent_id {
+        out.extend_from_slice(br#","parent_id":"#);
+        push_json(&mut out, parent);
+    }
+    out.push(b'}');
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn write_canonical(v: &serde_json::Value, out: &mut Vec<u8>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<(&String, &serde_json::Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                push_json(out, k);
+                out.push(b':');
+                write_canonical(v, out);
+            }
+            out.push(b'}');
+        }
+        serde_json::Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(b']');
+        }
+        scalar => push_json(out, scalar),
+    }
+}
+
+fn push_json(out: &mut Vec<u8>, v: &(impl serde::Serialize + ?Sized)) {
+    // Writing a string, a time or a scalar into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, v);
 }
 
 fn new_token() -> Result<String> {
@@ -329,7 +381,7 @@ pub(crate) fn process_batch(
             results.push(refused(&rec.id, ItemStatus::Rejected, POISON_REASON));
             continue;
         }
-        let canonical = canonical_json(&serde_json::to_value(rec)?);
+        let canonical = canonical_record(rec);
         let hash = sha256(canonical.as_bytes());
         let existing: Option<(Vec<u8>, String)> = tx
             .prepare_cached(
@@ -373,6 +425,8 @@ pub(crate) fn process_batch(
                 continue;
             }
         }
+        let seq = next_seq;
+        next_seq += 1;
         tx.prepare_cached(
             "INSERT INTO records (device_id, record_id, seq, kind, lane, parent_id, device_time,
                                   received_at, content_sha256, record_json)
@@ -381,7 +435,7 @@ pub(crate) fn process_batch(
         .execute(params![
             device_id,
             rec.id,
-            next_seq,
+            seq,
             kind_name(rec.kind),
             lane_str(rec.lane),
             rec.parent_id,
@@ -390,13 +444,12 @@ pub(crate) fn process_batch(
             hash,
             canonical,
         ])?;
-        next_seq += 1;
         if rec.kind == Kind::Sos {
             tx.prepare_cached(
-                "INSERT INTO sos_status (device_id, sos_id, status, delivered_at, updated_at)
-                 VALUES (?1, ?2, 'delivered', ?3, ?3)",
+                "INSERT INTO sos_status (seq, status, delivered_at, updated_at)
+                 VALUES (?1, 'delivered', ?2, ?2)",
             )?
-            .execute(params![device_id, rec.id, received_str])?;
+            .execute(params![seq, received_str])?;
         }
         results.push(item(&rec.id, ItemStatus::Accepted, Some(received_at)));
     }
@@ -432,7 +485,8 @@ pub(crate) fn sos_statuses(
     ids: &[String],
 ) -> Result<Vec<SosStatus>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT status, updated_at FROM sos_status WHERE device_id = ?1 AND sos_id = ?2",
+        "SELECT s.status, s.updated_at FROM records r JOIN sos_status s ON s.seq = r.seq
+         WHERE r.device_id = ?1 AND r.record_id = ?2",
     )?;
     let mut seen = HashSet::new();
     let mut out = Vec::new();
@@ -466,10 +520,17 @@ pub(crate) enum Lookup<T> {
 
 /// The device that sent SOS `id` (restricted to `device` when given).
 fn find_sos_device(conn: &Connection, id: &str, device: Option<&str>) -> Result<Lookup<String>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT device_id FROM sos_status WHERE sos_id = ?1 AND (?2 IS NULL OR device_id = ?2)
-         LIMIT 2",
-    )?;
+    // With a device the records key finds it; by id alone the SOS rows are scanned.
+    let mut stmt = match device {
+        Some(_) => conn.prepare_cached(
+            "SELECT r.device_id FROM records r JOIN sos_status s ON s.seq = r.seq
+             WHERE r.record_id = ?1 AND r.device_id = ?2",
+        )?,
+        None => conn.prepare_cached(
+            "SELECT r.device_id FROM sos_status s JOIN records r ON r.seq = s.seq
+             WHERE r.record_id = ?1 AND ?2 IS NULL LIMIT 2",
+        )?,
+    };
     let devices: Vec<String> = stmt
         .query_map(params![id, device], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
@@ -509,9 +570,8 @@ pub(crate) fn dispatch_sos(
         .query_row(
             "SELECT r.record_json, r.received_at, s.status, s.updated_at,
                     s.acknowledged_at, s.acknowledged_by, s.resolved_at, s.resolved_by
-             FROM sos_status s
-             JOIN records r ON r.device_id = s.device_id AND r.record_id = s.sos_id
-             WHERE s.device_id = ?1 AND s.sos_id = ?2",
+             FROM records r JOIN sos_status s ON s.seq = r.seq
+             WHERE r.device_id = ?1 AND r.record_id = ?2",
             params![device_id, id],
             |r| {
                 Ok((
@@ -586,10 +646,9 @@ pub(crate) fn dispatch_list(
     status: Option<DispatchStatus>,
 ) -> Result<Vec<DispatchSos>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT s.device_id, s.sos_id FROM sos_status s
-         JOIN records r ON r.device_id = s.device_id AND r.record_id = s.sos_id
+        "SELECT r.device_id, r.record_id FROM sos_status s JOIN records r ON r.seq = s.seq
          WHERE ?1 IS NULL OR s.status = ?1
-         ORDER BY r.seq",
+         ORDER BY s.seq",
     )?;
     let keys: Vec<(String, String)> = stmt
         .query_map([status.map(status_str)], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -631,7 +690,8 @@ pub(crate) fn advance_sos(
             "UPDATE sos_status
              SET status = 'acknowledged', acknowledged_at = ?3, acknowledged_by = ?4,
                  updated_at = ?3
-             WHERE device_id = ?1 AND sos_id = ?2 AND status = 'delivered'",
+             WHERE seq = (SELECT seq FROM records WHERE device_id = ?1 AND record_id = ?2)
+               AND status = 'delivered'",
             params![device_id, id, at, dispatcher],
         )?,
         Advance::Resolve => conn.execute(
@@ -640,7 +700,8 @@ pub(crate) fn advance_sos(
                  acknowledged_at = COALESCE(acknowledged_at, ?3),
                  acknowledged_by = COALESCE(acknowledged_by, ?4),
                  resolved_at = ?3, resolved_by = ?4, updated_at = ?3
-             WHERE device_id = ?1 AND sos_id = ?2 AND status <> 'resolved'",
+             WHERE seq = (SELECT seq FROM records WHERE device_id = ?1 AND record_id = ?2)
+               AND status <> 'resolved'",
             params![device_id, id, at, dispatcher],
         )?,
     };
@@ -792,9 +853,8 @@ impl ServerStore {
         let device: Option<String> = self
             .conn
             .query_row(
-                "SELECT r.device_id FROM sos_status s
-                 JOIN records r ON r.device_id = s.device_id AND r.record_id = s.sos_id
-                 WHERE s.sos_id = ?1 ORDER BY r.seq LIMIT 1",
+                "SELECT r.device_id FROM sos_status s JOIN records r ON r.seq = s.seq
+                 WHERE r.record_id = ?1 ORDER BY s.seq LIMIT 1",
                 [id],
                 |r| r.get(0),
             )
@@ -855,48 +915,135 @@ mod tests {
     }
 
     #[test]
-    fn version_1_database_is_upgraded_keeping_its_records() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("v1.db");
-        {
-            let c = Connection::open(&path).unwrap();
-            c.execute_batch(SCHEMA).unwrap();
+    fn canonical_record_equals_canonical_json_of_the_record() {
+        let mut rec: WireRecord = serde_json::from_str(
+            r#"{"id":"6f1c2a0e-3c51-4c39-a4c5-0f0c2b6d9e11","kind":"sos","lane":"sos",
+                "device_time":"2026-11-25T10:00:00.123456789Z",
+                "content":{"z":1,"crew":{"id":"\u00e9\"\n","b":[2.5,-0.0,null]},"a":true}}"#,
+        )
+        .unwrap();
+        let via_value = |r: &WireRecord| canonical_json(&serde_json::to_value(r).unwrap());
+        assert_eq!(canonical_record(&rec), via_value(&rec));
+        rec.kind = Kind::SosLocation;
+        rec.parent_id = Some("\u{2028}parent".into());
+        rec.device_time = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap();
+        assert_eq!(canonical_record(&rec), via_value(&rec));
+        rec.kind = Kind::IncidentReport;
+        rec.lane = Lane::Report;
+        rec.parent_id = None;
+        rec.content = serde_json::json!([]);
+        assert_eq!(canonical_record(&rec), via_value(&rec));
+    }
+
+    /// The schema of server version 2 exactly as shipped (version 1 had one more index).
+    const SCHEMA_V2: &str = r#"
+CREATE TABLE devices (device_id TEXT PRIMARY KEY, token_sha256 BLOB NOT NULL UNIQUE,
+                      enrolled_at TEXT NOT NULL);
+CREATE TABLE dispatchers (name TEXT PRIMARY KEY, token_sha256 BLOB NOT NULL UNIQUE,
+                          enrolled_at TEXT NOT NULL);
+CREATE TABLE records (
+    device_id TEXT NOT NULL, record_id TEXT NOT NULL, seq INTEGER NOT NULL UNIQUE,
+    kind TEXT NOT NULL, lane TEXT NOT NULL, parent_id TEXT, device_time TEXT NOT NULL,
+    received_at TEXT NOT NULL, content_sha256 BLOB NOT NULL, record_json TEXT NOT NULL,
+    PRIMARY KEY (device_id, record_id)
+);
+CREATE INDEX records_by_parent ON records (device_id, parent_id) WHERE parent_id IS NOT NULL;
+CREATE TABLE sos_status (
+    device_id TEXT NOT NULL, sos_id TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('delivered', 'acknowledged', 'resolved')),
+    delivered_at TEXT NOT NULL, acknowledged_at TEXT, acknowledged_by TEXT,
+    resolved_at TEXT, resolved_by TEXT, updated_at TEXT NOT NULL,
+    PRIMARY KEY (device_id, sos_id),
+    FOREIGN KEY (device_id, sos_id) REFERENCES records (device_id, record_id)
+);
+"#;
+
+    /// Writes a database of `version` (1 or 2): two devices' SOS alarms with the same id, one
+    /// acknowledged, one still delivered, and a report.
+    fn old_database(path: &Path, version: i32) {
+        let c = Connection::open(path).unwrap();
+        c.execute_batch(SCHEMA_V2).unwrap();
+        if version == 1 {
             c.execute_batch("CREATE INDEX records_by_id ON records (record_id);")
                 .unwrap();
-            c.execute(
-                "INSERT INTO records VALUES ('dev', 'rec', 1, 'sos', 'sos', NULL, 't', 't', x'00', '{}')",
-                [],
-            )
-            .unwrap();
-            c.pragma_update(None, "user_version", 1).unwrap();
         }
-        let c = open_connection(&path).unwrap();
-        let version: i32 = c
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(version, SCHEMA_VERSION);
-        let index: i64 = c
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE name = 'records_by_id'",
-                [],
-                |r| r.get(0),
+        let t = "2026-11-25T10:00:00.000000Z";
+        let t2 = "2026-11-25T10:05:00.000000Z";
+        for (dev, rec, seq, kind) in [
+            ("dev-a", "sos-1", 1, "sos"),
+            ("dev-b", "sos-1", 2, "sos"),
+            ("dev-a", "rep-1", 3, "incident_report"),
+        ] {
+            let lane = if kind == "sos" { "sos" } else { "report" };
+            c.execute(
+                "INSERT INTO records VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?6, x'00', '{}')",
+                params![dev, rec, seq, kind, lane, t],
             )
             .unwrap();
-        assert_eq!(index, 0);
-        let n: i64 = c
-            .query_row("SELECT count(*) FROM records", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(n, 1);
-        drop(c);
-        // A database from a newer server is refused.
-        Connection::open(&path)
-            .unwrap()
-            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
-            .unwrap();
-        assert!(matches!(
-            open_connection(&path),
-            Err(ServerError::Config(_))
-        ));
+        }
+        c.execute_batch(&format!(
+            "INSERT INTO sos_status VALUES ('dev-a', 'sos-1', 'acknowledged', '{t}', '{t2}',
+                                            'desk 4', NULL, NULL, '{t2}');
+             INSERT INTO sos_status VALUES ('dev-b', 'sos-1', 'delivered', '{t}', NULL, NULL,
+                                            NULL, NULL, '{t}');"
+        ))
+        .unwrap();
+        c.pragma_update(None, "user_version", version).unwrap();
+    }
+
+    #[test]
+    fn older_databases_are_upgraded_keeping_records_and_sos_status() {
+        for version in [1, 2] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("old.db");
+            old_database(&path, version);
+            let c = open_connection(&path).unwrap();
+            let q = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
+            assert_eq!(q("PRAGMA user_version"), i64::from(SCHEMA_VERSION));
+            assert_eq!(
+                q("SELECT count(*) FROM sqlite_master WHERE name = 'records_by_id'"),
+                0
+            );
+            assert_eq!(q("SELECT count(*) FROM records"), 3);
+            assert_eq!(q("SELECT count(*) FROM sos_status"), 2);
+            assert!(c
+                .query_row("PRAGMA foreign_key_check", [], |_| Ok(()))
+                .optional()
+                .unwrap()
+                .is_none());
+            let status = |dev: &str| {
+                let s = sos_statuses(&c, dev, &["sos-1".into(), "rep-1".into()]).unwrap();
+                assert_eq!(s.len(), 1, "only the sos has a status");
+                s[0].status
+            };
+            assert_eq!(status("dev-a"), DispatchStatus::Acknowledged);
+            assert_eq!(status("dev-b"), DispatchStatus::Delivered);
+            let view = dispatch_sos(&c, "dev-a", "sos-1");
+            // The stored content of this hand-written row is `{}`: not an SOS the view reads.
+            assert!(matches!(view, Err(ServerError::Corrupt(_))), "{view:?}");
+            assert!(matches!(
+                find_sos_device(&c, "sos-1", None).unwrap(),
+                Lookup::Ambiguous
+            ));
+            assert!(matches!(
+                find_sos_device(&c, "sos-1", Some("dev-b")).unwrap(),
+                Lookup::Found(d) if d == "dev-b"
+            ));
+            assert!(matches!(
+                find_sos_device(&c, "rep-1", Some("dev-a")).unwrap(),
+                Lookup::NotFound
+            ));
+            drop(c);
+            // A database from a newer server is refused.
+            Connection::open(&path)
+                .unwrap()
+                .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+                .unwrap();
+            assert!(matches!(
+                open_connection(&path),
+                Err(ServerError::Config(_))
+            ));
+        }
     }
 
     #[test]

@@ -61,6 +61,9 @@ pub struct Db {
     changes: u64,
     /// Per lane (SOS, report): a `seq` at or below that lane's first queued or sending row.
     floors: [i64; 2],
+    /// Records of the upload in flight, with their kinds. Kept in memory only: on disk they
+    /// stay `queued`, so a crash mid-upload needs no repair and a sync writes each row once.
+    in_flight: std::collections::HashMap<String, crate::model::RecordKind>,
 }
 
 impl Db {
@@ -88,6 +91,7 @@ impl Db {
             durability: Durability::Full,
             changes: 0,
             floors: [1, 1],
+            in_flight: Default::default(),
         };
         let version = schema::user_version(&db.conn)?;
         schema::check_not_newer(version)?;
@@ -131,8 +135,9 @@ impl Db {
         })
     }
 
-    /// Rows left `sending` by a crash go back to `queued`, so the queue view is right before
-    /// the next sync. Writes only when there are such rows.
+    /// Rows a store of schema v3 written by an older version left `sending` (that state was
+    /// once kept on disk during an upload) go back to `queued`. Writes only when there are such
+    /// rows.
     fn requeue_interrupted(&mut self) -> Result<()> {
         let stuck: i64 = self.conn.query_row(
             "SELECT count(*) FROM records WHERE seq >= ?1 AND state = 'sending'",

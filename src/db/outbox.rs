@@ -13,14 +13,19 @@
 //!
 //! State machine of an outbox row: `queued → sending → delivered | wedged`, with `sending →
 //! queued` when an upload fails or its answer is lost, and `wedged → queued` on an explicit
-//! retry. Rows left `sending` by a crash are reset to `queued` before the next sync.
+//! retry. `sending` lives in memory only (the store's in-flight set, shown by the queue view
+//! and told to listeners): on disk a row in flight stays `queued` until the server's answer
+//! is applied, so an upload rewrites each row once, and a crash mid-upload leaves nothing to
+//! repair: the rows are simply still queued and are sent again (the server answers
+//! `duplicate` for any it had stored). An attempt is counted when it ends: with the answer,
+//! or when the rows go back to the queue.
 
 use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::{params, Connection, OptionalExtension};
 use zeroize::Zeroizing;
 
-use super::records::{kind_from, state_from, wedged_slot};
+use super::records::{kind_from, wedged_slot};
 use super::{check_id, Db, Durability};
 use crate::crypto::Slot;
 use crate::error::{Result, StoreError};
@@ -193,7 +198,7 @@ impl Db {
         self.floors[0].min(self.floors[1])
     }
 
-    /// Puts rows a crash left `sending` back in the queue.
+    /// Puts rows a store of an older version left `sending` on disk back in the queue.
     pub fn reset_sending(&mut self) -> Result<u64> {
         let floor = self.min_floor();
         self.write(Durability::Full, |tx, _| {
@@ -203,6 +208,11 @@ impl Db {
                 )?
                 .execute([floor])? as u64)
         })
+    }
+
+    /// Forgets the upload in flight (its rows are queued on disk anyway).
+    pub fn clear_in_flight(&mut self) {
+        self.in_flight.clear();
     }
 
     /// Until when (ms) a lane must wait, if it must.
@@ -318,16 +328,53 @@ impl Db {
         Ok(out)
     }
 
-    /// Marks records as part of an upload in flight.
-    pub fn mark_sending(&mut self, ids: &[String]) -> Result<Vec<RecordChange>> {
-        let changes = self.set_states(ids, "sending", "attempts = attempts + 1")?;
-        Ok(self.numbered(changes))
+    /// Marks records as part of an upload in flight: in memory only, nothing is written.
+    pub fn mark_sending(&mut self, records: &[(String, RecordKind)]) -> Vec<RecordChange> {
+        let changes = records
+            .iter()
+            .map(|(id, kind)| {
+                self.in_flight.insert(id.clone(), *kind);
+                RecordChange {
+                    sequence: self.next_change(),
+                    id: id.clone(),
+                    kind: *kind,
+                    state: SyncState::Sending,
+                    dispatch_status: None,
+                }
+            })
+            .collect();
+        changes
     }
 
-    /// Puts records of a failed or unanswered upload back in the queue.
+    /// Puts records of a failed or unanswered upload back in the queue (they never left it
+    /// on disk); the attempt is counted. Ids not in flight are ignored.
     pub fn requeue(&mut self, ids: &[String]) -> Result<Vec<RecordChange>> {
-        let changes = self.set_states(ids, "queued", "attempts = attempts")?;
-        Ok(self.numbered(changes))
+        let back: Vec<(String, RecordKind)> = ids
+            .iter()
+            .filter_map(|id| self.in_flight.remove_entry(id))
+            .collect();
+        if back.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(Durability::Normal, |tx, _| {
+            update_each(
+                tx,
+                "UPDATE records SET attempts = attempts + 1 \
+                 WHERE id IN (SELECT value FROM json_each(?1)) RETURNING id, kind",
+                back.iter().map(|(id, _)| id.as_str()),
+                &[],
+            )
+        })?;
+        Ok(back
+            .into_iter()
+            .map(|(id, kind)| RecordChange {
+                sequence: self.next_change(),
+                id,
+                kind,
+                state: SyncState::Queued,
+                dispatch_status: None,
+            })
+            .collect())
     }
 
     /// Gives changes their commit-order numbers.
@@ -338,32 +385,14 @@ impl Db {
         changes
     }
 
-    fn set_states(
-        &mut self,
-        ids: &[String],
-        state: &str,
-        extra: &str,
-    ) -> Result<Vec<RecordChange>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let sql = format!(
-            "UPDATE records SET state = ?2, {extra} WHERE id IN (SELECT value FROM json_each(?1)) \
-             AND state != 'delivered' RETURNING id, kind"
-        );
-        let changed = self.write(Durability::Normal, |tx, _| {
-            update_each(tx, &sql, ids.iter().map(String::as_str), &[&state])
-        })?;
-        let state = state_from(state)?;
-        in_order(ids.iter().map(String::as_str), &changed, |_, _| {
-            (state, None)
-        })
-    }
-
     /// Applies the server's per-record answers in one durable transaction: one statement
     /// per receive time for the delivered records (a batch shares one), one per wedged record.
+    /// Records in flight end their attempt here (it is counted).
     pub fn apply_outcomes(&mut self, outcomes: &[(String, Outcome)]) -> Result<Vec<RecordChange>> {
         let changes = self.apply_outcomes_unnumbered(outcomes)?;
+        for (id, _) in outcomes {
+            self.in_flight.remove(id);
+        }
         self.advance_floors()?;
         Ok(self.numbered(changes))
     }
@@ -372,39 +401,44 @@ impl Db {
         &mut self,
         outcomes: &[(String, Outcome)],
     ) -> Result<Vec<RecordChange>> {
-        let mut delivered: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
+        // Keyed by receive time and whether the record was in flight (its attempt counts).
+        let mut delivered: BTreeMap<(i64, i64), Vec<&str>> = BTreeMap::new();
         let mut wedged = Vec::new();
         for (id, outcome) in outcomes {
+            let attempt = i64::from(self.in_flight.contains_key(id));
             match outcome {
-                Outcome::Delivered { received_at_ms } => {
-                    delivered.entry(*received_at_ms).or_default().push(id)
-                }
-                Outcome::Wedged { reason } => {
-                    wedged.push((id.as_str(), self.seal_json(wedged_slot(id), reason)?))
-                }
+                Outcome::Delivered { received_at_ms } => delivered
+                    .entry((*received_at_ms, attempt))
+                    .or_default()
+                    .push(id),
+                Outcome::Wedged { reason } => wedged.push((
+                    id.as_str(),
+                    self.seal_json(wedged_slot(id), reason)?,
+                    attempt,
+                )),
             }
         }
         let changed = self.write(Durability::Full, |tx, _| {
             let mut changed = HashMap::new();
-            for (at, ids) in &delivered {
+            for ((at, attempt), ids) in &delivered {
                 changed.extend(update_each(
                     tx,
                     "UPDATE records SET state = 'delivered', delivered_at = ?2, \
-                     wedged_reason = NULL, dispatch_status = CASE kind \
+                     attempts = attempts + ?3, wedged_reason = NULL, dispatch_status = CASE kind \
                      WHEN 'sos' THEN IFNULL(dispatch_status, 'delivered') END \
                      WHERE id IN (SELECT value FROM json_each(?1)) AND state != 'delivered' \
                      RETURNING id, kind",
                     ids.iter().copied(),
-                    &[at],
+                    &[at, attempt],
                 )?);
             }
             let mut stmt = tx.prepare_cached(
-                "UPDATE records SET state = 'wedged', wedged_reason = ?2 \
+                "UPDATE records SET state = 'wedged', wedged_reason = ?2, attempts = attempts + ?3 \
                  WHERE id = ?1 AND state != 'delivered' RETURNING kind",
             )?;
-            for (id, sealed) in &wedged {
+            for (id, sealed, attempt) in &wedged {
                 let kind: Option<String> = stmt
-                    .query_row(params![id, sealed], |r| r.get(0))
+                    .query_row(params![id, sealed, attempt], |r| r.get(0))
                     .optional()?;
                 if let Some(kind) = kind {
                     changed.insert(id.to_string(), kind);

@@ -199,7 +199,14 @@ impl Db {
             .conn
             .prepare_cached(&format!("{ROW_SELECT} {filter}"))?;
         let rows = stmt.query_map([param], read_row)?;
-        rows.map(|r| finish_row(r?)).collect()
+        rows.map(|r| {
+            let mut row = finish_row(r?)?;
+            if row.state == SyncState::Queued && self.in_flight.contains_key(&row.id) {
+                row.state = SyncState::Sending;
+            }
+            Ok(row)
+        })
+        .collect()
     }
 
     fn row(&self, id: &str) -> Result<Option<Row>> {

@@ -23,7 +23,7 @@ use zeroize::Zeroizing;
 
 use crate::db::outbox::{Outcome, RecordChange};
 use crate::error::StoreError;
-use crate::model::{DispatchStatus, Lane};
+use crate::model::{DispatchStatus, Lane, RecordKind};
 use crate::observer::{HostError, SyncPhase, SyncProgress, TokenProvider};
 use crate::store::Shared;
 use transport::{Transport, TransportError};
@@ -207,9 +207,10 @@ fn ms_to_time(ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
 }
 
-/// One upload in preparation: ids in order and the JSON body.
+/// One upload in preparation: ids in order, their kinds and the JSON body.
 struct Batch {
     ids: Vec<String>,
+    kinds: Vec<RecordKind>,
     body: Vec<u8>,
 }
 
@@ -226,7 +227,10 @@ struct Run<'a> {
 pub(crate) fn sync_now(shared: &Shared) -> Result<SyncReport, SyncError> {
     let _one = shared.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
     let setup = shared.sync_setup().ok_or(SyncError::NotConfigured)?;
-    shared.db(|db| db.reset_sending())?;
+    shared.db(|db| {
+        db.clear_in_flight();
+        Ok(())
+    })?;
     let mut run = Run {
         shared,
         setup: &setup,
@@ -246,7 +250,10 @@ pub(crate) fn sync_now(shared: &Shared) -> Result<SyncReport, SyncError> {
     run.progress(SyncPhase::Started, None);
     let result = run.drain();
     // Whatever happened, nothing may stay marked as in flight.
-    shared.db(|db| db.reset_sending())?;
+    shared.db(|db| {
+        db.clear_in_flight();
+        Ok(())
+    })?;
     result?;
     run.refresh_dispatch_status();
     let cutoff = now_ms() - i64::from(setup.config.retention_days) * 86_400_000;
@@ -299,7 +306,8 @@ impl Run<'_> {
             let Some(batch) = self.next_batch(lane, limit)? else {
                 return Ok(true);
             };
-            let changes = self.shared.db(|db| db.mark_sending(&batch.ids))?;
+            let sending: Vec<_> = batch.ids.iter().cloned().zip(batch.kinds).collect();
+            let changes = self.shared.db(|db| Ok(db.mark_sending(&sending)))?;
             self.changed(changes);
             self.report.sent += batch.ids.len() as u32;
             log::debug!(
@@ -405,11 +413,13 @@ impl Run<'_> {
         let max_bytes = self.setup.config.max_batch_bytes as usize;
         let mut body = br#"{"protocol":1,"records":["#.to_vec();
         let mut ids = Vec::new();
+        let mut kinds = Vec::new();
         for row in rows {
-            let wire = match row
-                .map_err(|id| (id, None))
-                .and_then(|r| wire::to_wire(&r).map_err(|e| (r.id.clone(), Some(e))))
-            {
+            let (wire, kind) = match row.map_err(|id| (id, None)).and_then(|r| {
+                wire::to_wire(&r)
+                    .map(|w| (w, r.kind))
+                    .map_err(|e| (r.id.clone(), Some(e)))
+            }) {
                 Ok(w) => w,
                 Err((id, e)) => {
                     log::warn!("record {id} cannot be read on this phone: {e:?}");
@@ -427,6 +437,7 @@ impl Run<'_> {
                 body.push(b',');
             }
             body.extend_from_slice(&json);
+            kinds.push(kind);
             ids.push(wire.id);
         }
         body.extend_from_slice(b"]}");
@@ -434,7 +445,7 @@ impl Run<'_> {
             // Every row was unreadable and is now wedged; look again.
             return self.next_batch(lane, limit);
         }
-        Ok(Some(Batch { ids, body }))
+        Ok(Some(Batch { ids, kinds, body }))
     }
 
     /// Applies a batch answer. Returns false if the server answered none of the records.
