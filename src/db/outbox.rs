@@ -290,8 +290,9 @@ impl Db {
             })?)
     }
 
-    /// The next queued records of a lane in upload order, decrypted. A record that cannot be
-    /// opened on this phone comes back as `Err(id)` so the caller can wedge it.
+    /// The next queued records of a lane in upload order that are not part of an upload in
+    /// flight, decrypted. A record that cannot be opened on this phone comes back as
+    /// `Err(id)` so the caller can wedge it.
     pub fn queued(
         &self,
         lane: Lane,
@@ -302,7 +303,9 @@ impl Db {
              WHERE seq >= ?3 AND lane = ?1 AND state = 'queued' ORDER BY seq LIMIT ?2",
         )?;
         let floor = self.floors[lane_index(lane)];
-        let rows = stmt.query_map(params![lane_key(lane), limit, floor], |r| {
+        // Rows in flight are still `queued` on disk: read past them.
+        let reach = u64::from(limit) + self.in_flight.len() as u64;
+        let rows = stmt.query_map(params![lane_key(lane), reach, floor], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
@@ -313,6 +316,12 @@ impl Db {
         let mut out = Vec::new();
         for row in rows {
             let (id, kind, parent_id, sealed) = row?;
+            if self.in_flight.contains_key(&id) {
+                continue;
+            }
+            if out.len() == limit as usize {
+                break;
+            }
             let payload =
                 sealed.and_then(|s| self.key.open(Slot::new("records", "payload", &id), &s).ok());
             out.push(match (payload, kind_from(&kind)) {

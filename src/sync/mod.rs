@@ -1,10 +1,12 @@
 //! The sync engine: drains the outbox to the national server, SOS lane first, exactly once.
 //!
 //! One sync at a time. For each lane (SOS, then reports) it takes the next rows in upload
-//! order up to the count and byte caps, marks them `sending`, posts them without holding the
-//! database lock, and applies the per-record answers in one transaction: accepted or
-//! duplicate → delivered, conflict or rejected → wedged with the reason, no answer → queued
-//! again. A lost answer after the server committed leads to a resend that the server answers
+//! order up to the count and byte caps, marks them `sending` (in memory), posts them without
+//! holding the database lock, and applies the per-record answers in one transaction:
+//! accepted or duplicate → delivered, conflict or rejected → wedged with the reason, no
+//! answer → queued again. Once every record of a batch has its answer, the next batch goes
+//! out while that answer is being applied (the server already holds the batch before it, so
+//! order within a lane is kept). A lost answer after the server committed leads to a resend that the server answers
 //! `duplicate`, so there is never a second copy. Network errors, 408, 429 and 5xx put the
 //! rows back and schedule the lane with backoff (and the server's Retry-After as a floor);
 //! a 401 asks the host for a fresh token once, then stops with `Unauthorized`.
@@ -214,6 +216,13 @@ struct Batch {
     body: Vec<u8>,
 }
 
+/// A batch answer sorted out: what the server said per record, and the records it said
+/// nothing about.
+struct Answered {
+    outcomes: Vec<(String, Outcome)>,
+    missing: Vec<String>,
+}
+
 /// A running sync's bookkeeping.
 struct Run<'a> {
     shared: &'a Shared,
@@ -288,52 +297,65 @@ impl Run<'_> {
 
     /// Sends batches of one lane until it is empty or held. Returns false if the whole sync
     /// should stop (a network-wide failure).
+    ///
+    /// When every record of a batch got an answer, the next batch of the lane goes out while
+    /// that answer is applied on another thread: the server already holds the previous batch,
+    /// so order within the lane is kept, and the phone's commit overlaps the server's work. A
+    /// batch with unanswered records is applied first (they go back to the queue ahead of
+    /// anything later), and so is one after which an SOS is waiting behind reports.
     fn drain_lane(&mut self, lane: Lane) -> Result<bool, SyncError> {
-        let mut limit = self.setup.config.max_batch_records;
+        let max = self.setup.config.max_batch_records;
+        let mut limit = max;
+        // A batch already marked sending, with the previous answer to apply meanwhile.
+        let mut carried: Option<(Batch, Answered)> = None;
         loop {
-            // An SOS queued while reports upload (many batches can take minutes on a slow
-            // link) goes before the next report batch, not after the whole report lane.
-            if lane == Lane::Report
-                && !self.shared.db(|db| db.queued(Lane::Sos, 1))?.is_empty()
-                && !self.drain_lane(Lane::Sos)?
-            {
-                return Ok(false);
-            }
-            if self.shared.db(|db| db.lane_hold(lane, now_ms()))?.is_some() {
-                self.report.outcome = SyncOutcome::Deferred;
-                return Ok(true);
-            }
-            let Some(batch) = self.next_batch(lane, limit)? else {
-                return Ok(true);
+            let (batch, previous) = match carried.take() {
+                Some((batch, previous)) => (batch, Some(previous)),
+                None => {
+                    // An SOS queued while reports upload (many batches can take minutes on a
+                    // slow link) goes before the next report batch, not after the lane.
+                    if self.sos_waits_behind(lane)? && !self.drain_lane(Lane::Sos)? {
+                        return Ok(false);
+                    }
+                    if self.shared.db(|db| db.lane_hold(lane, now_ms()))?.is_some() {
+                        self.report.outcome = SyncOutcome::Deferred;
+                        return Ok(true);
+                    }
+                    let Some(batch) = self.start_batch(lane, limit)? else {
+                        return Ok(true);
+                    };
+                    (batch, None)
+                }
             };
-            let sending: Vec<_> = batch.ids.iter().cloned().zip(batch.kinds).collect();
-            let changes = self.shared.db(|db| Ok(db.mark_sending(&sending)))?;
-            self.changed(changes);
-            self.report.sent += batch.ids.len() as u32;
-            log::debug!(
-                "uploading {} records ({} bytes) in lane {lane:?}",
-                batch.ids.len(),
-                batch.body.len()
-            );
-            match self.setup.transport.post_batch(&self.token, batch.body) {
+            let Batch { ids, body, .. } = batch;
+            match self.post_while_applying(lane, body, previous)? {
                 Ok(answer) => {
-                    if !self.apply(lane, &batch.ids, answer)? {
+                    let answered = self.judge(&ids, answer);
+                    if answered.outcomes.is_empty() {
+                        self.apply_answer(lane, &answered)?;
                         return self.retry_later(lane, "the server processed nothing".into(), None);
                     }
-                    limit = self.setup.config.max_batch_records;
+                    limit = max;
+                    if answered.missing.is_empty() && !self.sos_waits_behind(lane)? {
+                        if let Some(next) = self.start_batch(lane, max)? {
+                            carried = Some((next, answered));
+                            continue;
+                        }
+                    }
+                    self.apply_answer(lane, &answered)?;
                 }
                 Err(e) => {
-                    let changes = self.shared.db(|db| db.requeue(&batch.ids))?;
+                    let changes = self.shared.db(|db| db.requeue(&ids))?;
                     self.changed(changes);
                     match e {
                         TransportError::Unauthorized => self.refresh_token()?,
                         TransportError::TooLarge | TransportError::Refused { .. }
-                            if batch.ids.len() > 1 =>
+                            if ids.len() > 1 =>
                         {
-                            limit = (batch.ids.len() as u32 / 2).max(1);
+                            limit = (ids.len() as u32 / 2).max(1);
                         }
                         TransportError::TooLarge | TransportError::Refused { .. } => {
-                            self.wedge(&batch.ids[0], e.to_string())?;
+                            self.wedge(&ids[0], e.to_string())?;
                         }
                         TransportError::Retryable {
                             reason,
@@ -351,6 +373,54 @@ impl Run<'_> {
                 }
             }
         }
+    }
+
+    /// Whether `lane` is the report lane and an SOS-lane record is waiting.
+    fn sos_waits_behind(&self, lane: Lane) -> Result<bool, SyncError> {
+        Ok(lane == Lane::Report && !self.shared.db(|db| db.queued(Lane::Sos, 1))?.is_empty())
+    }
+
+    /// Reads the next batch of a lane and marks it sending.
+    fn start_batch(&mut self, lane: Lane, limit: u32) -> Result<Option<Batch>, SyncError> {
+        let Some(batch) = self.next_batch(lane, limit)? else {
+            return Ok(None);
+        };
+        let sending: Vec<_> = batch
+            .ids
+            .iter()
+            .cloned()
+            .zip(batch.kinds.iter().copied())
+            .collect();
+        let changes = self.shared.db(|db| Ok(db.mark_sending(&sending)))?;
+        self.changed(changes);
+        self.report.sent += batch.ids.len() as u32;
+        log::debug!(
+            "uploading {} records ({} bytes) in lane {lane:?}",
+            batch.ids.len(),
+            batch.body.len()
+        );
+        Ok(Some(batch))
+    }
+
+    /// Posts a batch body; meanwhile applies `previous`, if given, on another thread. An
+    /// error applying it wins over the upload's result (whose records stay queued on disk).
+    fn post_while_applying(
+        &self,
+        lane: Lane,
+        body: Vec<u8>,
+        previous: Option<Answered>,
+    ) -> Result<Result<proto::BatchResponse, TransportError>, SyncError> {
+        let Some(previous) = previous else {
+            return Ok(self.setup.transport.post_batch(&self.token, body));
+        };
+        std::thread::scope(|s| {
+            let applying = s.spawn(|| self.apply_answer(lane, &previous));
+            let posted = self.setup.transport.post_batch(&self.token, body);
+            match applying.join() {
+                Ok(applied) => applied.map(|()| posted),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
     }
 
     fn refresh_token(&mut self) -> Result<(), SyncError> {
@@ -448,23 +518,21 @@ impl Run<'_> {
         Ok(Some(Batch { ids, kinds, body }))
     }
 
-    /// Applies a batch answer. Returns false if the server answered none of the records.
-    fn apply(
-        &mut self,
-        lane: Lane,
-        ids: &[String],
-        answer: proto::BatchResponse,
-    ) -> Result<bool, SyncError> {
+    /// Sorts a batch answer into per-record outcomes and records without an answer, and
+    /// counts them in the report.
+    fn judge(&mut self, ids: &[String], answer: proto::BatchResponse) -> Answered {
         let mut by_id: HashMap<String, proto::ItemResult> = answer
             .results
             .into_iter()
             .map(|r| (r.id.clone(), r))
             .collect();
-        let mut outcomes = Vec::new();
-        let mut missing = Vec::new();
+        let mut answered = Answered {
+            outcomes: Vec::new(),
+            missing: Vec::new(),
+        };
         for id in ids {
             let Some(r) = by_id.remove(id) else {
-                missing.push(id.clone());
+                answered.missing.push(id.clone());
                 continue;
             };
             let outcome = match r.status {
@@ -485,22 +553,27 @@ impl Run<'_> {
                     }
                 }
             };
-            outcomes.push((id.clone(), outcome));
+            answered.outcomes.push((id.clone(), outcome));
         }
-        let answered = !outcomes.is_empty();
         log::debug!(
             "batch answered: {} results, {} without an answer",
-            outcomes.len(),
-            missing.len()
+            answered.outcomes.len(),
+            answered.missing.len()
         );
-        let mut changes = self.shared.db(|db| db.apply_outcomes(&outcomes))?;
-        changes.extend(self.shared.db(|db| db.requeue(&missing))?);
-        if answered {
+        answered
+    }
+
+    /// Applies a judged answer: outcomes in one transaction, unanswered records back to the
+    /// queue; then tells listeners.
+    fn apply_answer(&self, lane: Lane, answered: &Answered) -> Result<(), SyncError> {
+        let mut changes = self.shared.db(|db| db.apply_outcomes(&answered.outcomes))?;
+        changes.extend(self.shared.db(|db| db.requeue(&answered.missing))?);
+        if !answered.outcomes.is_empty() {
             self.shared.db(|db| db.lane_succeeded(lane))?;
         }
         self.changed(changes);
         self.progress(SyncPhase::Uploaded, Some(lane));
-        Ok(answered)
+        Ok(())
     }
 
     /// Fetches what dispatch did with delivered SOS alarms. Failures only cost freshness.
