@@ -383,7 +383,8 @@ pub struct QueueEntry {
     /// For a delivered SOS: what dispatch has done with it.
     pub dispatch_status: Option<DispatchStatus>,
     /// When the record was made (raised, recorded, cancelled, finalized, or draft last
-    /// saved); `None` once its content was purged after delivery.
+    /// saved); `None` once its content was purged after delivery, or if it cannot be opened
+    /// on this phone (such a record is wedged by the next sync).
     pub created_at: Option<SystemTime>,
 }
 

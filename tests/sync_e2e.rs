@@ -665,3 +665,51 @@ fn upload_in_flight_is_sending_in_the_view_and_queued_on_disk() {
     assert_eq!(report.accepted, 1, "{report:?}");
     assert_eq!(state_of(&sos.id), (SyncState::Delivered, 1));
 }
+
+/// A record whose sealed content cannot be opened on this phone is wedged with a reason and
+/// the records around it are delivered in order, also when it is met while the next batch is
+/// read during an upload.
+#[test]
+fn unreadable_record_is_wedged_and_the_rest_delivered_in_order() {
+    let e = env_with(|c| c.max_batch_records = 2);
+    let ids: Vec<String> = (0..6)
+        .map(|_| e.t.store.raise_sos(crew(), Some(fix()), None).unwrap().id)
+        .collect();
+    // Damage the sealed content of the third and fourth records (the first of the second
+    // batch, and the one after it).
+    let raw = rusqlite::Connection::open(&e.t.path).unwrap();
+    for id in &ids[2..4] {
+        let mut sealed: Vec<u8> = raw
+            .query_row("SELECT payload FROM records WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        sealed[20] ^= 0x01;
+        raw.execute(
+            "UPDATE records SET payload = ?2 WHERE id = ?1",
+            rusqlite::params![id, sealed],
+        )
+        .unwrap();
+    }
+    drop(raw);
+    let r = e.t.store.sync_now().unwrap();
+    assert_eq!((r.accepted, r.wedged), (4, 2), "{r:?}");
+    assert_eq!(r.outcome, SyncOutcome::Complete);
+    let sent: Vec<String> = [&ids[0..2], &ids[4..6]].concat();
+    assert_eq!(e.server.all_ids(), sent, "server order");
+    for id in &ids[2..4] {
+        let entry =
+            e.t.store
+                .list_records()
+                .unwrap()
+                .into_iter()
+                .find(|q| &q.id == id)
+                .unwrap();
+        assert_eq!(entry.state, SyncState::Wedged);
+        assert_eq!(entry.created_at, None, "no time without the content");
+        assert!(entry
+            .wedged_reason
+            .unwrap()
+            .contains("cannot be read on this phone"));
+    }
+}

@@ -415,9 +415,13 @@ impl Db {
         )?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
+            // One damaged record must not hide the whole queue: it shows without a time.
             let created_at = match &row.payload {
                 None => None,
-                Some(_) => Some(self.record_time(&row)?),
+                Some(_) => self
+                    .record_time(&row)
+                    .inspect_err(|e| log::warn!("record {} cannot be read: {e}", row.id))
+                    .ok(),
             };
             let wedged_reason = match &row.wedged_reason {
                 Some(sealed) => Some(self.open_json::<String>(wedged_slot(&row.id), sealed)?),

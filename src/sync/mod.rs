@@ -216,6 +216,16 @@ struct Batch {
     body: Vec<u8>,
 }
 
+/// What reading the next rows of a lane found.
+enum Read {
+    /// Nothing queued.
+    Empty,
+    /// The next upload.
+    Batch(Batch),
+    /// The next row cannot be opened on this phone.
+    Unreadable(String),
+}
+
 /// A batch answer sorted out: what the server said per record, and the records it said
 /// nothing about.
 struct Answered {
@@ -328,7 +338,8 @@ impl Run<'_> {
                 }
             };
             let Batch { ids, body, .. } = batch;
-            match self.post_while_applying(lane, body, previous)? {
+            let (posted, read_ahead) = self.post_while_applying(lane, body, previous)?;
+            match posted {
                 Ok(answer) => {
                     let answered = self.judge(&ids, answer);
                     if answered.outcomes.is_empty() {
@@ -337,7 +348,13 @@ impl Run<'_> {
                     }
                     limit = max;
                     if answered.missing.is_empty() && !self.sos_waits_behind(lane)? {
-                        if let Some(next) = self.start_batch(lane, max)? {
+                        // The batch read during the upload, or (if the lane looked empty or
+                        // held an unreadable row) a fresh read.
+                        let next = match read_ahead {
+                            Some(batch) => Some(self.begin(lane, batch)?),
+                            None => self.start_batch(lane, max)?,
+                        };
+                        if let Some(next) = next {
                             carried = Some((next, answered));
                             continue;
                         }
@@ -382,9 +399,14 @@ impl Run<'_> {
 
     /// Reads the next batch of a lane and marks it sending.
     fn start_batch(&mut self, lane: Lane, limit: u32) -> Result<Option<Batch>, SyncError> {
-        let Some(batch) = self.next_batch(lane, limit)? else {
-            return Ok(None);
-        };
+        match self.next_batch(lane, limit)? {
+            Some(batch) => self.begin(lane, batch).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Marks a batch sending.
+    fn begin(&mut self, lane: Lane, batch: Batch) -> Result<Batch, SyncError> {
         let sending: Vec<_> = batch
             .ids
             .iter()
@@ -399,25 +421,34 @@ impl Run<'_> {
             batch.ids.len(),
             batch.body.len()
         );
-        Ok(Some(batch))
+        Ok(batch)
     }
 
-    /// Posts a batch body; meanwhile applies `previous`, if given, on another thread. An
-    /// error applying it wins over the upload's result (whose records stay queued on disk).
+    /// Posts a batch body. Meanwhile, on another thread, applies `previous` (if given) and
+    /// then reads the batch after this one (its rows are not in flight), for the caller to
+    /// send if this upload is fully answered. An error applying `previous` wins over the
+    /// upload's result (whose records stay queued on disk).
     fn post_while_applying(
         &self,
         lane: Lane,
         body: Vec<u8>,
         previous: Option<Answered>,
-    ) -> Result<Result<proto::BatchResponse, TransportError>, SyncError> {
-        let Some(previous) = previous else {
-            return Ok(self.setup.transport.post_batch(&self.token, body));
-        };
+    ) -> Result<(Result<proto::BatchResponse, TransportError>, Option<Batch>), SyncError> {
+        let max = self.setup.config.max_batch_records;
         std::thread::scope(|s| {
-            let applying = s.spawn(|| self.apply_answer(lane, &previous));
+            let meanwhile = s.spawn(|| {
+                if let Some(previous) = &previous {
+                    self.apply_answer(lane, previous)?;
+                }
+                match self.read_batch(lane, max)? {
+                    Read::Batch(batch) => Ok(Some(batch)),
+                    // The caller's own read deals with an empty lane or an unreadable row.
+                    Read::Empty | Read::Unreadable(_) => Ok(None),
+                }
+            });
             let posted = self.setup.transport.post_batch(&self.token, body);
-            match applying.join() {
-                Ok(applied) => applied.map(|()| posted),
+            match meanwhile.join() {
+                Ok(next) => next.map(|next| (posted, next)),
                 Err(panic) => std::panic::resume_unwind(panic),
             }
         })
@@ -476,10 +507,22 @@ impl Run<'_> {
     /// Reads the next rows of a lane and builds the request body within the caps. Rows that
     /// cannot be opened on this phone are wedged here.
     fn next_batch(&mut self, lane: Lane, limit: u32) -> Result<Option<Batch>, SyncError> {
-        let rows = self.shared.db(|db| db.queued(lane, limit))?;
-        if rows.is_empty() {
-            return Ok(None);
+        loop {
+            match self.read_batch(lane, limit)? {
+                Read::Empty => return Ok(None),
+                Read::Batch(batch) => return Ok(Some(batch)),
+                Read::Unreadable(id) => {
+                    self.wedge(&id, "the record cannot be read on this phone".into())?
+                }
+            }
         }
+    }
+
+    /// Reads the next rows of a lane and encodes them, within the caps, up to the first row
+    /// that cannot be opened on this phone; that row is returned alone when it comes first.
+    /// Changes nothing.
+    fn read_batch(&self, lane: Lane, limit: u32) -> Result<Read, SyncError> {
+        let rows = self.shared.db(|db| db.queued(lane, limit))?;
         let max_bytes = self.setup.config.max_batch_bytes as usize;
         let mut body = br#"{"protocol":1,"records":["#.to_vec();
         let mut ids = Vec::new();
@@ -493,8 +536,10 @@ impl Run<'_> {
                 Ok(w) => w,
                 Err((id, e)) => {
                     log::warn!("record {id} cannot be read on this phone: {e:?}");
-                    self.wedge(&id, "the record cannot be read on this phone".into())?;
-                    continue;
+                    if ids.is_empty() {
+                        return Ok(Read::Unreadable(id));
+                    }
+                    break;
                 }
             };
             let json = Zeroizing::new(
@@ -512,10 +557,9 @@ impl Run<'_> {
         }
         body.extend_from_slice(b"]}");
         if ids.is_empty() {
-            // Every row was unreadable and is now wedged; look again.
-            return self.next_batch(lane, limit);
+            return Ok(Read::Empty);
         }
-        Ok(Some(Batch { ids, kinds, body }))
+        Ok(Read::Batch(Batch { ids, kinds, body }))
     }
 
     /// Sorts a batch answer into per-record outcomes and records without an answer, and
