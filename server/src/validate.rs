@@ -199,6 +199,11 @@ fn one_of(value: &str, allowed: &[&str], at: &str) -> Result<(), String> {
 /// Decodes content into its kind's type; the error names the field path and the category of
 /// the problem, never the value.
 fn decode<T: DeserializeOwned>(content: &serde_json::Value) -> Result<T, String> {
+    // Valid content (the usual case) decodes without tracking the path; only a failure is
+    // decoded again to name where it failed.
+    if let Ok(value) = T::deserialize(content) {
+        return Ok(value);
+    }
     serde_path_to_error::deserialize::<_, T>(content).map_err(|e| {
         let inner = e.inner().to_string();
         let unknown_field = inner.starts_with("unknown field");
