@@ -940,7 +940,7 @@ fn sync_crash() {
         if check_server(&server, &records, &delivered, &ctx) > 0 {
             answers_lost += 1;
         }
-        // A new open and a sync (here without a network) put rows left `sending` back.
+        // A sync without a network fails and leaves nothing marked sending on disk.
         store
             .configure_sync(config(&offline), Tokens::new("t", "t"))
             .unwrap();

@@ -427,7 +427,7 @@ impl Run<'_> {
     /// Posts a batch body. Meanwhile, on another thread, applies `previous` (if given) and
     /// then reads the batch after this one (its rows are not in flight), for the caller to
     /// send if this upload is fully answered. An error applying `previous` wins over the
-    /// upload's result (whose records stay queued on disk).
+    /// upload's result (whose records stay queued on disk and are resent later).
     fn post_while_applying(
         &self,
         lane: Lane,
@@ -440,10 +440,15 @@ impl Run<'_> {
                 if let Some(previous) = &previous {
                     self.apply_answer(lane, previous)?;
                 }
-                match self.read_batch(lane, max)? {
-                    Read::Batch(batch) => Ok(Some(batch)),
-                    // The caller's own read deals with an empty lane or an unreadable row.
-                    Read::Empty | Read::Unreadable(_) => Ok(None),
+                // The caller's own read deals with an empty lane, an unreadable row or a
+                // failing read: none of them may cost the answer to this upload.
+                match self.read_batch(lane, max) {
+                    Ok(Read::Batch(batch)) => Ok(Some(batch)),
+                    Ok(Read::Empty | Read::Unreadable(_)) => Ok(None),
+                    Err(e) => {
+                        log::debug!("reading ahead in lane {lane:?} failed: {e}");
+                        Ok(None)
+                    }
                 }
             });
             let posted = self.setup.transport.post_batch(&self.token, body);
