@@ -682,10 +682,14 @@ fn check_after_kill(
         );
     }
 
-    // Readable through the API: the whole queue decrypts (list_records opens every payload).
+    // Readable through the API: the whole queue decrypts (list_records opens every payload;
+    // one it cannot open shows without a creation time, and nothing is purged here).
     let entries = store
         .list_records()
         .unwrap_or_else(|err| panic!("{ctx}: list_records: {err}"));
+    if let Some(bad) = entries.iter().find(|x| x.created_at.is_none()) {
+        panic!("{ctx}: record {} cannot be opened", bad.id);
+    }
     let queued: HashSet<&str> = entries
         .iter()
         .filter(|x| x.state != SyncState::Draft)
