@@ -6,10 +6,11 @@
 //! accepted or duplicate → delivered, conflict or rejected → wedged with the reason, no
 //! answer → queued again. Once every record of a batch has its answer, the next batch goes
 //! out while that answer is being applied (the server already holds the batch before it, so
-//! order within a lane is kept). A lost answer after the server committed leads to a resend that the server answers
-//! `duplicate`, so there is never a second copy. Network errors, 408, 429 and 5xx put the
-//! rows back and schedule the lane with backoff (and the server's Retry-After as a floor);
-//! a 401 asks the host for a fresh token once, then stops with `Unauthorized`.
+//! order within a lane is kept). A lost answer after the server committed leads to a resend
+//! that the server answers `duplicate`, so there is never a second copy. Network errors, 408,
+//! 429 and 5xx put the rows back and schedule the lane with backoff (and the server's
+//! Retry-After as a floor); a 401 asks the host for a fresh token once, then stops with
+//! `Unauthorized`.
 
 pub mod backoff;
 pub mod transport;
