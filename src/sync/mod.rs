@@ -534,9 +534,9 @@ impl Run<'_> {
         let mut ids = Vec::new();
         let mut kinds = Vec::new();
         for row in rows {
-            let (wire, kind) = match row.map_err(|id| (id, None)).and_then(|r| {
-                wire::to_wire(&r)
-                    .map(|w| (w, r.kind))
+            let (json, id, kind) = match row.map_err(|id| (id, None)).and_then(|r| {
+                wire::encode(&r)
+                    .map(|json| (json, r.id.clone(), r.kind))
                     .map_err(|e| (r.id.clone(), Some(e)))
             }) {
                 Ok(w) => w,
@@ -548,9 +548,6 @@ impl Run<'_> {
                     break;
                 }
             };
-            let json = Zeroizing::new(
-                serde_json::to_vec(&wire).map_err(|_| StoreError::Encode("record"))?,
-            );
             if !ids.is_empty() && body.len() + json.len() + 2 > max_bytes {
                 break;
             }
@@ -559,7 +556,7 @@ impl Run<'_> {
             }
             body.extend_from_slice(&json);
             kinds.push(kind);
-            ids.push(wire.id);
+            ids.push(id);
         }
         body.extend_from_slice(b"]}");
         if ids.is_empty() {

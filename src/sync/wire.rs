@@ -5,6 +5,7 @@ use std::time::SystemTime;
 use chrono::{DateTime, Utc};
 use crewsafe_protocol as proto;
 use serde::Serialize;
+use zeroize::Zeroizing;
 
 use crate::db::outbox::QueuedRecord;
 use crate::db::records::{CancelPayload, LocationPayload, ReportPayload, SosPayload};
@@ -86,13 +87,42 @@ fn decode<T: serde::de::DeserializeOwned>(r: &QueuedRecord) -> Result<T> {
     })
 }
 
-fn value<T: Serialize>(v: &T) -> Result<serde_json::Value> {
-    serde_json::to_value(v).map_err(|_| StoreError::Encode("record"))
+/// One element of a batch's `records`, serialized straight from the typed content (the
+/// same fields as [`proto::WireRecord`], without building a JSON tree first).
+#[derive(Serialize)]
+struct Wire<'a, C: Serialize> {
+    id: &'a str,
+    kind: proto::Kind,
+    lane: proto::Lane,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_id: Option<&'a str>,
+    device_time: DateTime<Utc>,
+    content: &'a C,
 }
 
-/// Builds the wire form of a queued record.
-pub fn to_wire(r: &QueuedRecord) -> Result<proto::WireRecord> {
-    let (kind, device_time, content) = match r.kind {
+fn write<C: Serialize>(
+    r: &QueuedRecord,
+    kind: proto::Kind,
+    device_time: DateTime<Utc>,
+    content: &C,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let wire = Wire {
+        id: &r.id,
+        kind,
+        lane: kind.lane(),
+        parent_id: r.parent_id.as_deref(),
+        device_time,
+        content,
+    };
+    // Room for the whole record up front: no reallocation leaves a plaintext copy behind.
+    let mut out = Zeroizing::new(Vec::with_capacity(2 * r.payload.len() + 256));
+    serde_json::to_writer(&mut *out, &wire).map_err(|_| StoreError::Encode("record"))?;
+    Ok(out)
+}
+
+/// The wire JSON of a queued record: one element of a batch's `records`.
+pub fn encode(r: &QueuedRecord) -> Result<Zeroizing<Vec<u8>>> {
+    match r.kind {
         RecordKind::Sos => {
             let p: SosPayload = decode(r)?;
             let c = proto::SosContent {
@@ -101,7 +131,7 @@ pub fn to_wire(r: &QueuedRecord) -> Result<proto::WireRecord> {
                 location: p.location.map(location),
                 note: p.note,
             };
-            (proto::Kind::Sos, c.raised_at, value(&c)?)
+            write(r, proto::Kind::Sos, c.raised_at, &c)
         }
         RecordKind::SosLocation => {
             let p: LocationPayload = decode(r)?;
@@ -109,7 +139,7 @@ pub fn to_wire(r: &QueuedRecord) -> Result<proto::WireRecord> {
                 location: location(p.location),
                 recorded_at: time(p.recorded_at),
             };
-            (proto::Kind::SosLocation, c.recorded_at, value(&c)?)
+            write(r, proto::Kind::SosLocation, c.recorded_at, &c)
         }
         RecordKind::SosCancel => {
             let p: CancelPayload = decode(r)?;
@@ -118,21 +148,13 @@ pub fn to_wire(r: &QueuedRecord) -> Result<proto::WireRecord> {
                 note: p.note,
                 cancelled_at: time(p.cancelled_at),
             };
-            (proto::Kind::SosCancel, c.cancelled_at, value(&c)?)
+            write(r, proto::Kind::SosCancel, c.cancelled_at, &c)
         }
         RecordKind::IncidentReport => {
             let c = report(decode(r)?)?;
-            (proto::Kind::IncidentReport, c.finalized_at, value(&c)?)
+            write(r, proto::Kind::IncidentReport, c.finalized_at, &c)
         }
-    };
-    Ok(proto::WireRecord {
-        id: r.id.clone(),
-        kind,
-        lane: kind.lane(),
-        parent_id: r.parent_id.clone(),
-        device_time,
-        content,
-    })
+    }
 }
 
 /// The protocol lane of a model lane.
@@ -140,5 +162,88 @@ pub fn lane(l: Lane) -> proto::Lane {
     match l {
         Lane::Sos => proto::Lane::Sos,
         Lane::Report => proto::Lane::Report,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::LocationProvider;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn fix() -> LocationFix {
+        LocationFix {
+            latitude: 51.17,
+            longitude: 71.45,
+            accuracy_m: 5.0,
+            altitude_m: None,
+            provider: LocationProvider::Gps,
+            fixed_at: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+        }
+    }
+
+    fn queued<T: Serialize>(
+        id: &str,
+        kind: RecordKind,
+        parent: Option<&str>,
+        p: &T,
+    ) -> QueuedRecord {
+        QueuedRecord {
+            id: id.into(),
+            kind,
+            parent_id: parent.map(Into::into),
+            payload: Zeroizing::new(serde_json::to_vec(p).unwrap()),
+        }
+    }
+
+    /// The bytes parse as the protocol's record, with the content the typed struct gives.
+    #[test]
+    fn encoded_records_are_protocol_records() {
+        let sos = SosPayload {
+            crew: CrewIdentity {
+                device_id: "dev \"1\"".into(),
+                crew_id: "crew-12".into(),
+                staff_id: None,
+            },
+            raised_at: UNIX_EPOCH + Duration::from_secs(1_700_000_100),
+            location: Some(fix()),
+            note: Some("ünïcode\n".into()),
+        };
+        let r = queued("id-1", RecordKind::Sos, None, &sos);
+        let got: proto::WireRecord = serde_json::from_slice(&encode(&r).unwrap()).unwrap();
+        assert_eq!(
+            (got.id.as_str(), got.kind, got.lane),
+            ("id-1", proto::Kind::Sos, proto::Lane::Sos)
+        );
+        assert_eq!(got.parent_id, None);
+        assert_eq!(got.device_time, time(sos.raised_at));
+        let content: proto::SosContent = serde_json::from_value(got.content).unwrap();
+        assert_eq!(content.note.as_deref(), Some("ünïcode\n"));
+        assert_eq!(content.crew.device_id, "dev \"1\"");
+        assert_eq!(content.location.unwrap().provider, "gps");
+
+        let loc = LocationPayload {
+            location: fix(),
+            recorded_at: UNIX_EPOCH + Duration::from_secs(1_700_000_200),
+        };
+        let r = queued("id-2", RecordKind::SosLocation, Some("id-1"), &loc);
+        let got: proto::WireRecord = serde_json::from_slice(&encode(&r).unwrap()).unwrap();
+        assert_eq!(
+            (got.kind, got.lane),
+            (proto::Kind::SosLocation, proto::Lane::Sos)
+        );
+        assert_eq!(got.parent_id.as_deref(), Some("id-1"));
+        assert_eq!(got.device_time, time(loc.recorded_at));
+    }
+
+    #[test]
+    fn unreadable_payload_is_a_decode_error() {
+        let r = QueuedRecord {
+            id: "id-3".into(),
+            kind: RecordKind::Sos,
+            parent_id: None,
+            payload: Zeroizing::new(b"{not json".to_vec()),
+        };
+        assert!(matches!(encode(&r), Err(StoreError::Decode { .. })));
     }
 }
