@@ -521,18 +521,21 @@ pub(crate) enum Lookup<T> {
 /// The device that sent SOS `id` (restricted to `device` when given).
 fn find_sos_device(conn: &Connection, id: &str, device: Option<&str>) -> Result<Lookup<String>> {
     // With a device the records key finds it; by id alone the SOS rows are scanned.
-    let mut stmt = match device {
-        Some(_) => conn.prepare_cached(
+    let (sql, params): (&str, Vec<&dyn rusqlite::ToSql>) = match &device {
+        Some(device) => (
             "SELECT r.device_id FROM records r JOIN sos_status s ON s.seq = r.seq
              WHERE r.record_id = ?1 AND r.device_id = ?2",
-        )?,
-        None => conn.prepare_cached(
+            vec![&id, device],
+        ),
+        None => (
             "SELECT r.device_id FROM sos_status s JOIN records r ON r.seq = s.seq
-             WHERE r.record_id = ?1 AND ?2 IS NULL LIMIT 2",
-        )?,
+             WHERE r.record_id = ?1 LIMIT 2",
+            vec![&id],
+        ),
     };
-    let devices: Vec<String> = stmt
-        .query_map(params![id, device], |r| r.get(0))?
+    let devices: Vec<String> = conn
+        .prepare_cached(sql)?
+        .query_map(params.as_slice(), |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     Ok(match devices.len() {
         0 => Lookup::NotFound,

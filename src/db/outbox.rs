@@ -123,6 +123,20 @@ fn in_order<'a>(
     Ok(out)
 }
 
+/// Unnumbered changes of records (id, kind) to `state`, not SOS dispatch changes.
+fn state_changes(records: Vec<(String, RecordKind)>, state: SyncState) -> Vec<RecordChange> {
+    records
+        .into_iter()
+        .map(|(id, kind)| RecordChange {
+            sequence: 0,
+            id,
+            kind,
+            state,
+            dispatch_status: None,
+        })
+        .collect()
+}
+
 fn lane_index(lane: Lane) -> usize {
     match lane {
         Lane::Sos => 0,
@@ -339,20 +353,10 @@ impl Db {
 
     /// Marks records as part of an upload in flight: in memory only, nothing is written.
     pub fn mark_sending(&mut self, records: &[(String, RecordKind)]) -> Vec<RecordChange> {
-        let changes = records
-            .iter()
-            .map(|(id, kind)| {
-                self.in_flight.insert(id.clone(), *kind);
-                RecordChange {
-                    sequence: self.next_change(),
-                    id: id.clone(),
-                    kind: *kind,
-                    state: SyncState::Sending,
-                    dispatch_status: None,
-                }
-            })
-            .collect();
-        changes
+        for (id, kind) in records {
+            self.in_flight.insert(id.clone(), *kind);
+        }
+        self.numbered(state_changes(records.to_vec(), SyncState::Sending))
     }
 
     /// Puts records of a failed or unanswered upload back in the queue (they never left it
@@ -365,25 +369,17 @@ impl Db {
         if back.is_empty() {
             return Ok(Vec::new());
         }
+        let ids = serde_json::to_string(&back.iter().map(|(id, _)| id).collect::<Vec<_>>())
+            .map_err(|_| StoreError::Encode("record ids"))?;
         self.write(Durability::Normal, |tx, _| {
-            update_each(
-                tx,
+            tx.prepare_cached(
                 "UPDATE records SET attempts = attempts + 1 \
-                 WHERE id IN (SELECT value FROM json_each(?1)) RETURNING id, kind",
-                back.iter().map(|(id, _)| id.as_str()),
-                &[],
-            )
+                 WHERE id IN (SELECT value FROM json_each(?1))",
+            )?
+            .execute([&ids])?;
+            Ok(())
         })?;
-        Ok(back
-            .into_iter()
-            .map(|(id, kind)| RecordChange {
-                sequence: self.next_change(),
-                id,
-                kind,
-                state: SyncState::Queued,
-                dispatch_status: None,
-            })
-            .collect())
+        Ok(self.numbered(state_changes(back, SyncState::Queued)))
     }
 
     /// Gives changes their commit-order numbers.

@@ -223,8 +223,8 @@ enum Read {
     Empty,
     /// The next upload.
     Batch(Batch),
-    /// The next row cannot be opened on this phone.
-    Unreadable(String),
+    /// The next row (this id) cannot be opened on this phone, for this reason (no content).
+    Unreadable(String, String),
 }
 
 /// A batch answer sorted out: what the server said per record, and the records it said
@@ -445,7 +445,7 @@ impl Run<'_> {
                 // failing read: none of them may cost the answer to this upload.
                 match self.read_batch(lane, max) {
                     Ok(Read::Batch(batch)) => Ok(Some(batch)),
-                    Ok(Read::Empty | Read::Unreadable(_)) => Ok(None),
+                    Ok(Read::Empty | Read::Unreadable(..)) => Ok(None),
                     Err(e) => {
                         log::debug!("reading ahead in lane {lane:?} failed: {e}");
                         Ok(None)
@@ -517,7 +517,8 @@ impl Run<'_> {
             match self.read_batch(lane, limit)? {
                 Read::Empty => return Ok(None),
                 Read::Batch(batch) => return Ok(Some(batch)),
-                Read::Unreadable(id) => {
+                Read::Unreadable(id, why) => {
+                    log::warn!("record {id} cannot be read on this phone: {why}");
                     self.wedge(&id, "the record cannot be read on this phone".into())?
                 }
             }
@@ -541,9 +542,10 @@ impl Run<'_> {
             }) {
                 Ok(w) => w,
                 Err((id, e)) => {
-                    log::warn!("record {id} cannot be read on this phone: {e:?}");
                     if ids.is_empty() {
-                        return Ok(Read::Unreadable(id));
+                        let why =
+                            e.map_or_else(|| "its content does not open".into(), |e| e.to_string());
+                        return Ok(Read::Unreadable(id, why));
                     }
                     break;
                 }
