@@ -9,7 +9,10 @@
 //!
 //! Stores and the server database live on the real disk, as on a phone and a server: every
 //! commit that delivers records is an fsync on both sides, which batching amortizes. Queues
-//! are filled on tmpfs (/dev/shm) and copied to disk, only to save set-up time.
+//! are filled on tmpfs (/dev/shm) and copied to disk, only to save set-up time. The disk's
+//! fsync latency, for a commit of one record and for one of a whole batch, is printed first:
+//! the one-POST baseline waits for two small fsyncs per record, the batched sync mostly for
+//! CPU, so the ratio differs between machines and moments.
 //! `CREWSAFE_BENCH_QUICK=1` runs a short smoke version.
 
 use std::path::{Path, PathBuf};
@@ -167,10 +170,31 @@ fn speed(dir: &Path, n: usize, rounds: usize) {
     }
     ratios.sort_by(f64::total_cmp);
     let median = ratios[ratios.len() / 2];
-    println!(
-        "sync {n} records: median speed-up of {rounds} rounds {median:.1}x   ({} target >= 20x)",
-        if median >= 20.0 { "meets" } else { "MISSES" },
-    );
+    let verdict = if n < 10_000 {
+        "smoke run: the >= 20x target is judged on 10,000 records"
+    } else if median >= 20.0 {
+        "meets target >= 20x"
+    } else {
+        "MISSES target >= 20x"
+    };
+    println!("sync {n} records: median speed-up of {rounds} rounds {median:.1}x   ({verdict})");
+}
+
+/// Median time of writing `kib` KiB to a file in `dir` and fsyncing it, over 15 tries.
+fn fsync_ms(dir: &Path, kib: usize) -> f64 {
+    use std::io::Write as _;
+    let mut file = tempfile::tempfile_in(dir).unwrap();
+    let chunk = vec![0x5a_u8; kib * 1024];
+    let mut times: Vec<f64> = (0..15)
+        .map(|_| {
+            file.write_all(&chunk).unwrap();
+            let t = Instant::now();
+            file.sync_all().unwrap();
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
 }
 
 fn peak_rss_kib() -> u64 {
@@ -251,6 +275,11 @@ fn main() {
     let token = crewsafe_server::enroll_device(&db, DEVICE).unwrap();
     let server =
         crewsafe_server::start(ServerConfig::new(&db, "127.0.0.1:0".parse().unwrap())).unwrap();
+    println!(
+        "disk under the stores: fsync after writing 4 KiB {:.2} ms, 512 KiB {:.2} ms (medians of 15)",
+        fsync_ms(dir.path(), 4),
+        fsync_ms(dir.path(), 512),
+    );
     speed(dir.path(), n_speed, rounds);
     memory(&server, &token, dir.path(), n_rss);
     server.shutdown();
