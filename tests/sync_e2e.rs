@@ -335,6 +335,38 @@ fn batches_are_capped_by_count_and_bytes() {
 }
 
 #[test]
+fn uploads_start_small_grow_while_quick_and_keep_their_size_for_the_next_sync() {
+    // At most 1000 records per upload (the default), starting at 50; a long request timeout,
+    // so that a loaded machine never makes an upload count as slow.
+    let e = env_with(|c| c.request_timeout_ms = 30_000);
+    let raise = |n: usize| -> Vec<String> {
+        (0..n)
+            .map(|_| e.t.store.raise_sos(crew(), None, None).unwrap().id)
+            .collect()
+    };
+    let first = raise(600);
+    let r = e.t.store.sync_now().unwrap();
+    assert_eq!((r.outcome, r.accepted), (SyncOutcome::Complete, 600));
+    // 50, 50, 100, 200, 200: a batch is read while the one before it uploads, so a size
+    // reached after an answer applies from the batch after next.
+    assert_eq!(e.server.srv().batch_requests(), 5);
+    // The size reached (800) holds for the next sync.
+    let second = raise(700);
+    let r = e.t.store.sync_now().unwrap();
+    assert_eq!((r.outcome, r.accepted), (SyncOutcome::Complete, 700));
+    assert_eq!(e.server.srv().batch_requests(), 6);
+    assert_exactly_once(&e.server, &[first, second].concat());
+    // A new configuration starts small again.
+    let mut c = config(&e.server.url);
+    c.request_timeout_ms = 30_000;
+    e.t.store.configure_sync(c, e.tokens.clone()).unwrap();
+    let third = raise(60);
+    e.t.store.sync_now().unwrap();
+    assert_eq!(e.server.srv().batch_requests(), 8, "50 + 10");
+    assert_exactly_once(&e.server, &third);
+}
+
+#[test]
 fn http_to_a_non_loopback_address_is_refused() {
     let t = TestStore::new();
     for url in [

@@ -610,6 +610,37 @@ fn bandwidth_limit() {
 }
 
 #[test]
+fn a_link_too_slow_for_a_whole_batch_gets_smaller_batches_through() {
+    // 20 SOS records (about 9 KB) at 6 KB/s need about 1.5 s, beyond the 1 s request timeout:
+    // resent whole, they would time out forever. Uploads halve after a timeout or a slow
+    // answer until they fit; the records the server committed from timed-out requests come
+    // back `duplicate`.
+    let mut e = Env::new(|c| {
+        c.max_batch_records = 1000;
+        c.request_timeout_ms = 1_000;
+    });
+    for _ in 0..20 {
+        e.raise_sos(false);
+    }
+    e.proxy.always(Fault::Bandwidth(6 * 1024));
+    let r = e.sync();
+    assert!(
+        matches!(&r.outcome, SyncOutcome::WillRetry { reason } if reason.contains("timed out")),
+        "{r:?}"
+    );
+    sleep_until(r.next_attempt_at, Duration::from_secs(5));
+    e.drive(Duration::from_secs(40));
+    assert!(
+        e.server.srv().batch_requests() >= 4,
+        "the 20 records went in smaller batches"
+    );
+    e.finish(
+        "link too slow for a whole batch",
+        "bandwidth 6 KiB/s, 1 s request timeout",
+    );
+}
+
+#[test]
 fn latency_beyond_the_request_timeout() {
     // The client gives up; the proxy still delivers the request late, the server commits,
     // and the resend is answered `duplicate`.

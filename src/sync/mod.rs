@@ -1,25 +1,27 @@
 //! The sync engine: drains the outbox to the national server, SOS lane first, exactly once.
 //!
 //! One sync at a time. For each lane (SOS, then reports) it takes the next rows in upload
-//! order up to the count and byte caps, marks them `sending` (in memory), posts them without
-//! holding the database lock, and applies the per-record answers in one transaction:
-//! accepted or duplicate → delivered, conflict or rejected → wedged with the reason, no
-//! answer → queued again. Once every record of a batch has its answer, the next batch goes
-//! out while that answer is being applied (the server already holds the batch before it, so
-//! order within a lane is kept). A lost answer after the server committed leads to a resend
-//! that the server answers `duplicate`, so there is never a second copy. Network errors, 408,
-//! 429 and 5xx put the rows back and schedule the lane with backoff (and the server's
+//! order up to the lane's current upload size (which follows the link: [`sizing`]) and the
+//! byte cap, marks them `sending` (in memory), posts them without holding the database lock,
+//! and applies the per-record answers in one transaction: accepted or duplicate → delivered,
+//! conflict or rejected → wedged with the reason, no answer → queued again. Once every record
+//! of a batch has its answer, the next batch goes out while that answer is being applied (the
+//! server already holds the batch before it, so order within a lane is kept). A lost answer
+//! after the server committed leads to a resend that the server answers `duplicate`, so there
+//! is never a second copy. Network errors, 408, 429, 5xx and timeouts (which also halve the
+//! upload size) put the rows back and schedule the lane with backoff (and the server's
 //! Retry-After as a floor); a 401 asks the host for a fresh token once, then stops with
 //! `Unauthorized`.
 
 pub mod backoff;
+pub mod sizing;
 pub mod transport;
 pub mod wire;
 pub mod worker;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crewsafe_protocol as proto;
 use zeroize::Zeroizing;
@@ -29,6 +31,7 @@ use crate::error::StoreError;
 use crate::model::{DispatchStatus, Lane, RecordKind};
 use crate::observer::{HostError, SyncPhase, SyncProgress, TokenProvider};
 use crate::store::Shared;
+use sizing::{BatchSizer, Upload};
 use transport::{Transport, TransportError};
 
 /// How the core talks to the national server.
@@ -51,8 +54,10 @@ pub struct SyncConfig {
     /// Timeout of a whole request.
     #[uniffi(default = 30000)]
     pub request_timeout_ms: u64,
-    /// Most records per upload.
-    #[uniffi(default = 200)]
+    /// Most records per upload (1 to 1000). Uploads start at 50 records (or this cap, if
+    /// lower), double while they are answered quickly, and halve when one is slow or times
+    /// out, so that a slow link still gets every batch through within `request_timeout_ms`.
+    #[uniffi(default = 1000)]
     pub max_batch_records: u32,
     /// Most bytes per upload body (a single larger record is still sent alone).
     #[uniffi(default = 524288)]
@@ -78,7 +83,7 @@ impl SyncConfig {
             extra_root_certs_pem: None,
             connect_timeout_ms: 10_000,
             request_timeout_ms: 30_000,
-            max_batch_records: 200,
+            max_batch_records: 1000,
             max_batch_bytes: 512 * 1024,
             retention_days: 7,
             backoff_base_ms: 2_000,
@@ -178,6 +183,7 @@ pub struct SyncSetup {
     transport: Transport,
     tokens: Arc<dyn TokenProvider>,
     config: SyncConfig,
+    sizer: BatchSizer,
 }
 
 impl SyncSetup {
@@ -191,10 +197,15 @@ impl SyncSetup {
             connect_timeout: Duration::from_millis(config.connect_timeout_ms),
             request_timeout: Duration::from_millis(config.request_timeout_ms),
         })?;
+        let sizer = BatchSizer::new(
+            config.max_batch_records,
+            Duration::from_millis(config.request_timeout_ms),
+        );
         Ok(SyncSetup {
             transport,
             tokens,
             config,
+            sizer,
         })
     }
 }
@@ -233,6 +244,14 @@ struct Answered {
     outcomes: Vec<(String, Outcome)>,
     missing: Vec<String>,
 }
+
+/// An upload's answer (or why there is none), the batch read meanwhile, and how long the
+/// upload took.
+type Posted = (
+    Result<proto::BatchResponse, TransportError>,
+    Option<Batch>,
+    Duration,
+);
 
 /// A running sync's bookkeeping.
 struct Run<'a> {
@@ -314,9 +333,12 @@ impl Run<'_> {
     /// so order within the lane is kept, and the phone's commit overlaps the server's work. A
     /// batch with unanswered records is applied first (they go back to the queue ahead of
     /// anything later), and so is one after which an SOS is waiting behind reports.
+    ///
+    /// Batch sizes follow the link (see [`sizing`]): each answer, timeout or `413` adjusts
+    /// the lane's size for the uploads after it.
     fn drain_lane(&mut self, lane: Lane) -> Result<bool, SyncError> {
-        let max = self.setup.config.max_batch_records;
-        let mut limit = max;
+        let sizer = &self.setup.sizer;
+        let mut limit = sizer.limit(lane);
         // A batch already marked sending, with the previous answer to apply meanwhile.
         let mut carried: Option<(Batch, Answered)> = None;
         loop {
@@ -339,7 +361,8 @@ impl Run<'_> {
                 }
             };
             let Batch { ids, body, .. } = batch;
-            let (posted, read_ahead) = self.post_while_applying(lane, body, previous)?;
+            let (posted, read_ahead, took) =
+                self.post_while_applying(lane, body, previous, limit)?;
             match posted {
                 Ok(answer) => {
                     let answered = self.judge(&ids, answer);
@@ -347,13 +370,16 @@ impl Run<'_> {
                         self.apply_answer(lane, &answered)?;
                         return self.retry_later(lane, "the server processed nothing".into(), None);
                     }
-                    limit = max;
+                    limit = sizer.record(lane, ids.len(), Upload::Answered(took));
                     if answered.missing.is_empty() && !self.sos_waits_behind(lane)? {
-                        // The batch read during the upload, or (if the lane looked empty or
-                        // held an unreadable row) a fresh read.
+                        // The batch read during the upload if it is within the new size;
+                        // otherwise (or if the lane looked empty or held an unreadable row)
+                        // a fresh read.
                         let next = match read_ahead {
-                            Some(batch) => Some(self.begin(lane, batch)?),
-                            None => self.start_batch(lane, max)?,
+                            Some(batch) if batch.ids.len() <= limit as usize => {
+                                Some(self.begin(lane, batch)?)
+                            }
+                            _ => self.start_batch(lane, limit)?,
                         };
                         if let Some(next) = next {
                             carried = Some((next, answered));
@@ -367,9 +393,10 @@ impl Run<'_> {
                     self.changed(changes);
                     match e {
                         TransportError::Unauthorized => self.refresh_token()?,
-                        TransportError::TooLarge | TransportError::Refused { .. }
-                            if ids.len() > 1 =>
-                        {
+                        TransportError::TooLarge if ids.len() > 1 => {
+                            limit = sizer.record(lane, ids.len(), Upload::TooLarge);
+                        }
+                        TransportError::Refused { .. } if ids.len() > 1 => {
                             limit = (ids.len() as u32 / 2).max(1);
                         }
                         TransportError::TooLarge | TransportError::Refused { .. } => {
@@ -379,6 +406,10 @@ impl Run<'_> {
                             reason,
                             retry_after_secs,
                         } => return self.retry_later(lane, reason, retry_after_secs),
+                        TransportError::TimedOut => {
+                            sizer.record(lane, ids.len(), Upload::TimedOut);
+                            return self.retry_later(lane, "timed out".into(), None);
+                        }
                         TransportError::PinMismatch => {
                             self.retry_later(lane, e.to_string(), None)?;
                             return Err(SyncError::PinMismatch);
@@ -426,16 +457,17 @@ impl Run<'_> {
     }
 
     /// Posts a batch body. Meanwhile, on another thread, applies `previous` (if given) and
-    /// then reads the batch after this one (its rows are not in flight), for the caller to
-    /// send if this upload is fully answered. An error applying `previous` wins over the
-    /// upload's result (whose records stay queued on disk and are resent later).
+    /// then reads the batch after this one (at most `read_limit` records whose rows are not
+    /// in flight), for the caller to send if this upload is fully answered. Also returns how
+    /// long the upload took. An error applying `previous` wins over the upload's result
+    /// (whose records stay queued on disk and are resent later).
     fn post_while_applying(
         &self,
         lane: Lane,
         body: Vec<u8>,
         previous: Option<Answered>,
-    ) -> Result<(Result<proto::BatchResponse, TransportError>, Option<Batch>), SyncError> {
-        let max = self.setup.config.max_batch_records;
+        read_limit: u32,
+    ) -> Result<Posted, SyncError> {
         std::thread::scope(|s| {
             let meanwhile = s.spawn(|| {
                 if let Some(previous) = &previous {
@@ -443,7 +475,7 @@ impl Run<'_> {
                 }
                 // The caller's own read deals with an empty lane, an unreadable row or a
                 // failing read: none of them may cost the answer to this upload.
-                match self.read_batch(lane, max) {
+                match self.read_batch(lane, read_limit) {
                     Ok(Read::Batch(batch)) => Ok(Some(batch)),
                     Ok(Read::Empty | Read::Unreadable(..)) => Ok(None),
                     Err(e) => {
@@ -452,9 +484,11 @@ impl Run<'_> {
                     }
                 }
             });
+            let started = Instant::now();
             let posted = self.setup.transport.post_batch(&self.token, body);
+            let took = started.elapsed();
             match meanwhile.join() {
-                Ok(next) => next.map(|next| (posted, next)),
+                Ok(next) => next.map(|next| (posted, next, took)),
                 Err(panic) => std::panic::resume_unwind(panic),
             }
         })

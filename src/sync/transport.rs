@@ -36,7 +36,8 @@ pub struct TransportConfig {
 /// Why a request did not produce a usable answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransportError {
-    /// Worth retrying later: network failure, timeout, 408, 429, 5xx, unreadable answer.
+    /// Worth retrying later: network failure, connect timeout, 408, 429, 5xx, unreadable
+    /// answer.
     #[error("temporary failure: {reason}")]
     Retryable {
         /// What happened (no content).
@@ -44,6 +45,10 @@ pub enum TransportError {
         /// The server's Retry-After, in seconds.
         retry_after_secs: Option<u64>,
     },
+    /// No answer within the request timeout (the server may still have stored the batch).
+    /// Worth retrying later, with a smaller batch.
+    #[error("temporary failure: timed out")]
+    TimedOut,
     /// 401: the token was refused.
     #[error("the server refused the device token")]
     Unauthorized,
@@ -382,6 +387,7 @@ impl Transport {
         {
             Some(TlsFailure::Pin) => TransportError::PinMismatch,
             Some(TlsFailure::Certificate(reason)) => TransportError::Certificate { reason },
+            None if e.is_timeout() && !e.is_connect() => TransportError::TimedOut,
             None => TransportError::Retryable {
                 reason: describe(e),
                 retry_after_secs: None,
