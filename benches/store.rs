@@ -81,11 +81,16 @@ fn payload_len(path: &std::path::Path, sql: &str) -> usize {
     c.query_row(sql, [], |r| r.get::<_, f64>(0)).unwrap() as usize
 }
 
-fn report(name: &str, ours: Duration, base: Duration, target: f64) {
+/// Prints one comparison; a smoke run (`quick`) is too short to judge the target.
+fn report(name: &str, ours: Duration, base: Duration, target: f64, quick: bool) {
     let ratio = ours.as_secs_f64() / base.as_secs_f64();
-    let verdict = if ratio <= target { "meets" } else { "MISSES" };
+    let verdict = match (quick, ratio <= target) {
+        (true, _) => format!("smoke run: the target <= {target:.2}x is judged on the full run"),
+        (false, true) => format!("meets target <= {target:.2}x"),
+        (false, false) => format!("MISSES target <= {target:.2}x"),
+    };
     println!(
-        "{name:<16} crewsafe {:>9.1} us   baseline {:>9.1} us   ratio {ratio:.3}x   ({verdict} target <= {target:.2}x)",
+        "{name:<16} crewsafe {:>9.1} us   baseline {:>9.1} us   ratio {ratio:.3}x   ({verdict})",
         ours.as_secs_f64() * 1e6,
         base.as_secs_f64() * 1e6
     );
@@ -117,7 +122,7 @@ fn main() {
         base.push(time(|| baseline_insert(&full, &sos_blob)));
     }
     println!("rows: SOS payload {sos_len} bytes; {sos_n} SOS saves, {draft_n} autosaves");
-    report("SOS save", median(ours), median(base), 1.10);
+    report("SOS save", median(ours), median(base), 1.10, quick);
 
     // Draft autosave against a NORMAL insert of a row as large as the draft body.
     let draft = store.create_draft(crew(), draft_fields(0)).unwrap();
@@ -142,5 +147,5 @@ fn main() {
         base.push(time(|| baseline_insert(&normal, &body_blob)));
     }
     println!("rows: draft body {body_len} bytes");
-    report("draft autosave", median(ours), median(base), 1.15);
+    report("draft autosave", median(ours), median(base), 1.15, quick);
 }
