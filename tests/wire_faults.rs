@@ -611,10 +611,10 @@ fn bandwidth_limit() {
 
 #[test]
 fn a_link_too_slow_for_a_whole_batch_gets_smaller_batches_through() {
-    // 20 SOS records (about 9 KB) at 6 KB/s need about 1.5 s, beyond the 1 s request timeout:
-    // resent whole, they would time out forever. Uploads halve after a timeout or a slow
-    // answer until they fit; the records the server committed from timed-out requests come
-    // back `duplicate`.
+    // At 6 KiB/s one batch of 20 SOS records takes longer than the 1 s request timeout (the
+    // first sync times out, asserted below): resent whole, it would time out forever. Uploads
+    // halve after a timeout or a slow answer until they fit; the records the server committed
+    // from timed-out requests come back `duplicate`.
     let mut e = Env::new(|c| {
         c.max_batch_records = 1000;
         c.request_timeout_ms = 1_000;
