@@ -7,8 +7,9 @@
 //! it (never below one record); so does a `413`. So a fast link soon sends full batches (few
 //! round trips and few commits on both sides), while on a slow link a batch stays small
 //! enough to get through within the timeout, and an SOS raised during a report upload waits
-//! behind a single upload of a few seconds at most. Sizes live with the sync configuration (in memory, for every sync
-//! until the next `configure_sync`); a restarted app starts small again.
+//! behind a single upload of a few seconds at most. Sizes live with the sync configuration
+//! (in memory, for every sync until the next `configure_sync`); a restarted app starts small
+//! again.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
