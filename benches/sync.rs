@@ -173,8 +173,7 @@ fn speed(dir: &Path, n: usize, rounds: usize) {
         );
         ratios.push(ratio);
     }
-    ratios.sort_by(f64::total_cmp);
-    let median = ratios[ratios.len() / 2];
+    let median = median(ratios);
     let verdict = if n < 10_000 {
         "smoke run: the >= 20x target is judged on 10,000 records"
     } else if median >= 20.0 {
@@ -190,7 +189,7 @@ fn fsync_ms(dir: &Path, kib: usize) -> f64 {
     use std::io::Write as _;
     let mut file = tempfile::tempfile_in(dir).unwrap();
     let chunk = vec![0x5a_u8; kib * 1024];
-    let mut times: Vec<f64> = (0..15)
+    let times: Vec<f64> = (0..15)
         .map(|_| {
             file.write_all(&chunk).unwrap();
             let t = Instant::now();
@@ -198,8 +197,13 @@ fn fsync_ms(dir: &Path, kib: usize) -> f64 {
             t.elapsed().as_secs_f64() * 1000.0
         })
         .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    median(times)
+}
+
+/// The middle value (the upper one of an even count).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 fn peak_rss_kib() -> u64 {

@@ -338,7 +338,8 @@ fn batches_are_capped_by_count_and_bytes() {
 fn uploads_start_small_grow_while_quick_and_keep_their_size_for_the_next_sync() {
     // At most 1000 records per upload (the default), starting at 50; a long request timeout,
     // so that a loaded machine never makes an upload count as slow.
-    let e = env_with(|c| c.request_timeout_ms = 30_000);
+    let patient = |c: &mut SyncConfig| c.request_timeout_ms = 30_000;
+    let e = env_with(patient);
     let raise = |n: usize| -> Vec<String> {
         (0..n)
             .map(|_| e.t.store.raise_sos(crew(), None, None).unwrap().id)
@@ -358,7 +359,7 @@ fn uploads_start_small_grow_while_quick_and_keep_their_size_for_the_next_sync() 
     assert_exactly_once(&e.server, &[first, second].concat());
     // A new configuration starts small again.
     let mut c = config(&e.server.url);
-    c.request_timeout_ms = 30_000;
+    patient(&mut c);
     e.t.store.configure_sync(c, e.tokens.clone()).unwrap();
     let third = raise(60);
     e.t.store.sync_now().unwrap();

@@ -52,9 +52,10 @@ fn slot(lane: Lane) -> usize {
 impl BatchSizer {
     /// Sizes capped at `max` records, for requests that time out after `request_timeout`.
     pub fn new(max: u32, request_timeout: Duration) -> Self {
-        let start = INITIAL_RECORDS.min(max).max(1);
+        let max = max.max(1);
+        let start = INITIAL_RECORDS.min(max);
         BatchSizer {
-            max: max.max(1),
+            max,
             request_timeout,
             limits: [AtomicU32::new(start), AtomicU32::new(start)],
         }
