@@ -1,6 +1,8 @@
 //! Errors: one internal enum per layer, mapped once to [`CrewSafeError`], the small enum that
 //! crosses the FFI boundary.
 //!
+//! Every variant carries a message (variants without other details carry a fixed `reason`), so
+//! that an exception's `message` in Kotlin and its description in Swift are never empty.
 //! Messages never carry report text, names or coordinates: only field names, ids, counts and
 //! the kind of failure. SQLite messages are passed through as the `Storage` reason; SQLite
 //! never echoes bound parameter values, so they cannot contain sealed plaintext either.
@@ -8,12 +10,17 @@
 use crate::crypto::CryptoError;
 
 /// The error every exported function returns. Each variant says what the app should do.
-#[derive(Debug, thiserror::Error, uniffi::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, uniffi::Error, PartialEq, Eq)]
+#[uniffi::export(Display)]
 pub enum CrewSafeError {
     /// The data key does not open this store. Ask the key holder (Keystore/Keychain) for the
-    /// right key; the database was not modified.
-    #[error("the data key does not open this store")]
-    WrongKey,
+    /// right key; the database was not modified. (A damaged key check value in the file reads
+    /// the same way: the library cannot tell the two apart.)
+    #[error("{reason}")]
+    WrongKey {
+        /// A fixed description (never key material).
+        reason: String,
+    },
     /// The key handed in is not a usable 32-byte key. Use `generate_data_key()`.
     #[error("invalid data key: {reason}")]
     InvalidKey {
@@ -59,33 +66,47 @@ pub enum CrewSafeError {
         /// Highest version this build understands.
         supported: u32,
     },
-    /// A stored value failed authentication: the file was tampered with or damaged.
+    /// The file is damaged or not a store: a stored value failed authentication, SQLite found
+    /// a malformed page, the file was truncated (also to 0 bytes), or it is another kind of
+    /// file. Retrying does not help: keep the files aside for recovery and open a new store.
     #[error("stored data failed its integrity check: {reason}")]
     Corrupted {
         /// Where the check failed (table and id, never content).
         reason: String,
     },
     /// SQLite or the file system failed (disk full, read-only file, I/O error). Nothing
-    /// partial was stored; retry later or free space.
+    /// partial was stored; retry later or free space. (A damaged file is `Corrupted`.)
     #[error("storage failure: {reason}")]
     Storage {
         /// The storage layer's description.
         reason: String,
     },
     /// The store was closed or destroyed; open a new one.
-    #[error("the store is closed")]
-    Closed,
+    #[error("{reason}")]
+    Closed {
+        /// A fixed description.
+        reason: String,
+    },
     /// `configure_sync` has not been called.
-    #[error("sync is not configured")]
-    NotConfigured,
+    #[error("{reason}")]
+    NotConfigured {
+        /// A fixed description.
+        reason: String,
+    },
     /// The server refused the device token, even after one refresh. Re-enroll the device or
     /// fix the token source; records stay queued.
-    #[error("the server refused the device token")]
-    Unauthorized,
+    #[error("{reason}")]
+    Unauthorized {
+        /// A fixed description (never the token).
+        reason: String,
+    },
     /// The server's public key matches none of the pins; nothing was sent. Check the pins
     /// (and the network: this may be an interception).
-    #[error("the server's public key does not match the pinned keys")]
-    PinMismatch,
+    #[error("{reason}")]
+    PinMismatch {
+        /// A fixed description.
+        reason: String,
+    },
     /// The server's certificate is not trusted; nothing was sent.
     #[error("the server certificate was rejected: {reason}")]
     CertificateRejected {
@@ -98,24 +119,59 @@ pub enum CrewSafeError {
         /// The host's reason.
         reason: String,
     },
+    /// The token provider returned a device token that cannot be sent in an HTTP header
+    /// (empty, a space or line break, a non-ASCII character). Nothing was sent; records stay
+    /// queued. Fix the token source (a stray newline from a file or a QR code is typical).
+    #[error("the device token cannot be sent: {reason}")]
+    InvalidDeviceToken {
+        /// What is wrong with it (never the token).
+        reason: String,
+    },
+    /// The server, or something in front of it (a load balancer, a proxy), refused the upload
+    /// as a request rather than any record in it: a redirect (3xx), a wrong path (404), a
+    /// wrong method (405) or content type (415), a protocol version it does not speak, or a
+    /// status the protocol does not use. Nothing was wedged: every record stays queued and
+    /// the background worker retries with backoff. Check `server_url` and the server side.
+    #[error("the server refused the request with HTTP status {status}; records stay queued")]
+    ServerRejectedRequest {
+        /// The HTTP status of the answer.
+        status: u16,
+    },
 }
 
-impl From<crate::sync::SyncError> for CrewSafeError {
-    fn from(e: crate::sync::SyncError) -> Self {
-        use crate::sync::SyncError;
-        match e {
-            SyncError::Store(e) => e.into(),
-            SyncError::NotConfigured => CrewSafeError::NotConfigured,
-            SyncError::Config(c) => CrewSafeError::InvalidInput {
-                field: c.field.into(),
-                reason: c.reason,
-            },
-            SyncError::Unauthorized => CrewSafeError::Unauthorized,
-            SyncError::Host(crate::observer::HostError::Failed { reason }) => {
-                CrewSafeError::HostFailed { reason }
-            }
-            SyncError::PinMismatch => CrewSafeError::PinMismatch,
-            SyncError::Certificate(reason) => CrewSafeError::CertificateRejected { reason },
+impl CrewSafeError {
+    /// `WrongKey` with its description.
+    pub fn wrong_key() -> Self {
+        CrewSafeError::WrongKey {
+            reason: "the data key does not open this store".into(),
+        }
+    }
+
+    /// `Closed` with its description.
+    pub fn closed() -> Self {
+        CrewSafeError::Closed {
+            reason: "the store is closed".into(),
+        }
+    }
+
+    /// `NotConfigured` with its description.
+    pub fn not_configured() -> Self {
+        CrewSafeError::NotConfigured {
+            reason: "sync is not configured: call configure_sync first".into(),
+        }
+    }
+
+    /// `Unauthorized` with its description.
+    pub fn unauthorized() -> Self {
+        CrewSafeError::Unauthorized {
+            reason: "the server refused the device token, also after a refresh".into(),
+        }
+    }
+
+    /// `PinMismatch` with its description.
+    pub fn pin_mismatch() -> Self {
+        CrewSafeError::PinMismatch {
+            reason: "the server's public key does not match the pinned keys".into(),
         }
     }
 }
@@ -179,6 +235,9 @@ pub enum StoreError {
     /// The store was closed.
     #[error("closed")]
     Closed,
+    /// The file is damaged in a way found before SQLite reads it (an empty file, say).
+    #[error("{0}")]
+    Damaged(&'static str),
 }
 
 /// Result alias for the internal layers.
@@ -204,6 +263,16 @@ impl From<StoreError> for CrewSafeError {
                     reason: "the file is not a CrewSafe database".into(),
                 }
             }
+            StoreError::Sql(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::DatabaseCorrupt =>
+            {
+                CrewSafeError::Corrupted {
+                    reason: "the database file is damaged".into(),
+                }
+            }
+            StoreError::Damaged(reason) => CrewSafeError::Corrupted {
+                reason: reason.into(),
+            },
             StoreError::Sql(e) => CrewSafeError::Storage {
                 reason: e.to_string(),
             },
@@ -230,11 +299,11 @@ impl From<StoreError> for CrewSafeError {
             },
             StoreError::Conflict(current_revision) => CrewSafeError::Conflict { current_revision },
             StoreError::State(reason) => CrewSafeError::InvalidState { reason },
-            StoreError::WrongKey => CrewSafeError::WrongKey,
+            StoreError::WrongKey => CrewSafeError::wrong_key(),
             StoreError::SchemaTooNew { found, supported } => {
                 CrewSafeError::SchemaTooNew { found, supported }
             }
-            StoreError::Closed => CrewSafeError::Closed,
+            StoreError::Closed => CrewSafeError::closed(),
         }
     }
 }

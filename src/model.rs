@@ -25,7 +25,8 @@ pub const MAX_DESCRIPTION_CHARS: usize = 4_000;
 pub const MAX_NARRATIVE_CHARS: usize = 20_000;
 /// Most harmed staff entries or witnesses in one report.
 pub const MAX_PEOPLE: usize = 20;
-/// How far in the future (device clock) an incident time may lie before it is refused.
+/// How far in the future (device clock) an incident time or a location fix may lie before it
+/// is refused.
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(10 * 60);
 
 /// Where a location fix came from.
@@ -474,7 +475,11 @@ impl LocationFix {
         if let Some(alt) = self.altitude_m {
             check_range(&format!("{prefix}.altitude_m"), alt, -1_000.0, 20_000.0)?;
         }
-        check_time(&format!("{prefix}.fixed_at"), self.fixed_at)
+        let field = format!("{prefix}.fixed_at");
+        if self.fixed_at > SystemTime::now() + MAX_CLOCK_SKEW {
+            return Err(StoreError::invalid(field, "lies in the future"));
+        }
+        check_time(&field, self.fixed_at)
     }
 }
 

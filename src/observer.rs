@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use crate::db::outbox::RecordChange;
+use crate::error::CrewSafeError;
 use crate::model::Lane;
 
 /// An error raised by host code (a listener or the token provider).
@@ -50,7 +51,7 @@ pub enum SyncPhase {
     Started,
     /// A batch was answered.
     Uploaded,
-    /// The sync ended (see the report or the error).
+    /// The sync ended (see the report, or `error`).
     Finished,
 }
 
@@ -67,6 +68,9 @@ pub struct SyncProgress {
     pub delivered: u32,
     /// Records wedged so far in this sync.
     pub wedged: u32,
+    /// At `Finished`: the error the sync ended with (the same `sync_now` returns), if any;
+    /// records it could not deliver stay queued.
+    pub error: Option<CrewSafeError>,
 }
 
 /// Hears sync progress.

@@ -271,7 +271,7 @@ impl CrewStore {
         self.stop_worker();
         match self.shared.lock_db().take() {
             Some(db) => db.destroy().map_err(CrewSafeError::from),
-            None => Err(CrewSafeError::Closed),
+            None => Err(CrewSafeError::closed()),
         }
     }
 }
@@ -304,9 +304,11 @@ impl CrewStore {
     /// Delivers what is queued, SOS lane first, and returns what happened. Blocking: call it
     /// from a background job (WorkManager, BGTask). Network trouble is not an error: the
     /// report says `WillRetry` and when. Errors: `NotConfigured`, `Unauthorized` (the token
-    /// was refused twice), `PinMismatch`, `CertificateRejected`.
+    /// was refused twice), `InvalidDeviceToken`, `PinMismatch`, `CertificateRejected`,
+    /// `ServerRejectedRequest` (a redirect, wrong path or other answer about the request:
+    /// records stay queued and are retried with backoff). Sync listeners hear the same error.
     pub fn sync_now(&self) -> R<SyncReport> {
-        sync::sync_now(&self.shared).map_err(CrewSafeError::from)
+        sync::sync_now(&self.shared)
     }
 
     /// Tells the store whether the phone has a network. When it changes from offline to
@@ -372,6 +374,67 @@ impl CrewStore {
         let _guard = self.shared.lock_db();
         panic!("deliberate test panic");
     }
+}
+
+/// One value of every exported error variant, as the library builds them (test-only, with
+/// the `test-hooks` feature): the binding suites check that each has a message.
+#[cfg(feature = "test-hooks")]
+#[uniffi::export]
+pub fn debug_every_error() -> Vec<CrewSafeError> {
+    let text = || "text".to_string();
+    let every = vec![
+        CrewSafeError::wrong_key(),
+        CrewSafeError::InvalidKey { reason: text() },
+        CrewSafeError::InvalidInput {
+            field: "field".into(),
+            reason: text(),
+        },
+        CrewSafeError::NotFound {
+            what: "sos".into(),
+            id: "id".into(),
+        },
+        CrewSafeError::Conflict {
+            current_revision: 2,
+        },
+        CrewSafeError::InvalidState { reason: text() },
+        CrewSafeError::SchemaTooNew {
+            found: 9,
+            supported: 3,
+        },
+        CrewSafeError::Corrupted { reason: text() },
+        CrewSafeError::Storage { reason: text() },
+        CrewSafeError::closed(),
+        CrewSafeError::not_configured(),
+        CrewSafeError::unauthorized(),
+        CrewSafeError::pin_mismatch(),
+        CrewSafeError::CertificateRejected { reason: text() },
+        CrewSafeError::HostFailed { reason: text() },
+        CrewSafeError::InvalidDeviceToken { reason: text() },
+        CrewSafeError::ServerRejectedRequest { status: 307 },
+    ];
+    // A new variant must be added above: this match does not compile without it.
+    for e in &every {
+        match e {
+            CrewSafeError::WrongKey { .. }
+            | CrewSafeError::InvalidKey { .. }
+            | CrewSafeError::InvalidInput { .. }
+            | CrewSafeError::NotFound { .. }
+            | CrewSafeError::Conflict { .. }
+            | CrewSafeError::InvalidState { .. }
+            | CrewSafeError::SchemaTooNew { .. }
+            | CrewSafeError::Corrupted { .. }
+            | CrewSafeError::Storage { .. }
+            | CrewSafeError::Closed { .. }
+            | CrewSafeError::NotConfigured { .. }
+            | CrewSafeError::Unauthorized { .. }
+            | CrewSafeError::PinMismatch { .. }
+            | CrewSafeError::CertificateRejected { .. }
+            | CrewSafeError::HostFailed { .. }
+            | CrewSafeError::InvalidDeviceToken { .. }
+            | CrewSafeError::ServerRejectedRequest { .. } => {}
+        }
+    }
+    every
 }
 
 impl CrewStore {

@@ -142,7 +142,7 @@ fn killed_rekey_leaves_exactly_one_valid_key() {
         let by_old = CrewStore::open(p.clone(), old.clone());
         let by_new = CrewStore::open(p.clone(), new.clone());
         let store = match (by_old, by_new) {
-            (Ok(s), Err(CrewSafeError::WrongKey)) => {
+            (Ok(s), Err(CrewSafeError::WrongKey { .. })) => {
                 assert!(
                     !finished,
                     "run {i}: the rekey finished but the old key still opens"
@@ -150,7 +150,7 @@ fn killed_rekey_leaves_exactly_one_valid_key() {
                 with_old += 1;
                 s
             }
-            (Err(CrewSafeError::WrongKey), Ok(s)) => {
+            (Err(CrewSafeError::WrongKey { .. }), Ok(s)) => {
                 with_new += 1;
                 s
             }

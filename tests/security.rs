@@ -158,7 +158,7 @@ fn wrong_key_leaves_file_untouched() {
     for _ in 0..3 {
         assert!(matches!(
             CrewStore::open(t.path_string(), generate_data_key()),
-            Err(CrewSafeError::WrongKey)
+            Err(CrewSafeError::WrongKey { .. })
         ));
     }
     assert_eq!(sha(&t.path), before);

@@ -192,7 +192,7 @@ fn wrong_key_is_typed_and_bad_key_length_too() {
     t.store.close().unwrap();
     assert!(matches!(
         CrewStore::open(t.path_string(), generate_data_key()),
-        Err(CrewSafeError::WrongKey)
+        Err(CrewSafeError::WrongKey { .. })
     ));
     assert!(matches!(
         CrewStore::open(t.path_string(), vec![1; 16]),
@@ -200,7 +200,7 @@ fn wrong_key_is_typed_and_bad_key_length_too() {
     ));
     assert!(matches!(
         t.store.pending_counts(),
-        Err(CrewSafeError::Closed)
+        Err(CrewSafeError::Closed { .. })
     ));
 }
 
@@ -337,7 +337,7 @@ fn rekey_switches_keys_and_keeps_everything() {
     t.store.close().unwrap();
     assert!(matches!(
         CrewStore::open(t.path_string(), t.key.clone()),
-        Err(CrewSafeError::WrongKey)
+        Err(CrewSafeError::WrongKey { .. })
     ));
     t.key = new_key;
     t.reopen();
@@ -357,7 +357,7 @@ fn destroy_needs_confirmation_and_removes_files() {
     assert!(t.file_bytes().is_empty(), "db, -wal and -shm removed");
     assert!(matches!(
         t.store.pending_counts(),
-        Err(CrewSafeError::Closed)
+        Err(CrewSafeError::Closed { .. })
     ));
 }
 
@@ -386,4 +386,61 @@ fn rows_left_sending_by_a_crash_are_queued_again_on_open() {
         (sos.id, SyncState::Queued)
     );
     assert_eq!(list[0].attempts, 1);
+}
+
+#[test]
+fn a_location_fix_from_the_future_is_refused_like_an_incident_time() {
+    let t = TestStore::new();
+    let sos = t.store.raise_sos(crew(), None, None).unwrap();
+    let far = SystemTime::UNIX_EPOCH + Duration::from_secs(253_402_300_799); // 9999-12-31
+    for at in [SystemTime::now() + Duration::from_secs(86_400), far] {
+        let late = LocationFix {
+            fixed_at: at,
+            ..fix()
+        };
+        assert_eq!(
+            invalid_field(t.store.raise_sos(crew(), Some(late.clone()), None)),
+            "location.fixed_at"
+        );
+        assert_eq!(
+            invalid_field(t.store.add_sos_location(sos.id.clone(), late.clone())),
+            "location.fixed_at"
+        );
+        let mut fields = complete_fields();
+        fields.location = Some(late);
+        assert_eq!(
+            invalid_field(t.store.create_draft(crew(), fields)),
+            "location.fixed_at"
+        );
+    }
+    // A clock a few minutes ahead is tolerated, as for incident times.
+    let ahead = LocationFix {
+        fixed_at: SystemTime::now() + Duration::from_secs(120),
+        ..fix()
+    };
+    t.store.add_sos_location(sos.id.clone(), ahead).unwrap();
+    let c = t.store.pending_counts().unwrap();
+    assert_eq!(c.sos, 2, "only the two good records were stored");
+}
+
+#[test]
+fn every_error_has_a_message() {
+    let t = TestStore::new();
+    t.store.close().unwrap();
+    let errors = [
+        CrewStore::open(t.path_string(), generate_data_key())
+            .err()
+            .unwrap(),
+        t.store.pending_counts().unwrap_err(),
+        CrewSafeError::not_configured(),
+        CrewSafeError::unauthorized(),
+        CrewSafeError::pin_mismatch(),
+        CrewSafeError::ServerRejectedRequest { status: 307 },
+        CrewSafeError::InvalidDeviceToken {
+            reason: "the token is empty".into(),
+        },
+    ];
+    for e in errors {
+        assert!(e.to_string().len() > 10, "{e:?}");
+    }
 }

@@ -301,7 +301,7 @@ fn unauthorized_refreshes_once_then_stops() {
     save_work(&e.t.store, 1);
     assert_eq!(
         e.t.store.sync_now().unwrap_err(),
-        CrewSafeError::Unauthorized
+        CrewSafeError::unauthorized()
     );
     assert_eq!(
         e.tokens.refreshes.load(std::sync::atomic::Ordering::SeqCst),
@@ -385,7 +385,7 @@ fn http_to_a_non_loopback_address_is_refused() {
     }
     assert_eq!(
         t.store.sync_now().unwrap_err(),
-        CrewSafeError::NotConfigured
+        CrewSafeError::not_configured()
     );
 }
 

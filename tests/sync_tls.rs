@@ -112,7 +112,10 @@ fn pins_are_enforced_with_a_backup_pin() {
         c.extra_root_certs_pem = Some(tls.ca_pem.clone());
         c.spki_pins = vec![wrong.clone()];
     });
-    assert_eq!(t.store.sync_now().unwrap_err(), CrewSafeError::PinMismatch);
+    assert_eq!(
+        t.store.sync_now().unwrap_err(),
+        CrewSafeError::pin_mismatch()
+    );
     assert_eq!(
         tls.server.batch_requests(),
         0,

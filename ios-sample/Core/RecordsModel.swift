@@ -142,6 +142,9 @@ func describe(_ error: Error) -> String {
     case .CertificateRejected(let reason): return "The server certificate is not trusted: \(reason)"
     case .HostFailed(let reason): return "The token provider failed: \(reason)"
     case .Closed: return "The store is closed."
+    case .InvalidDeviceToken: return "The device token is damaged (a space or line break?): enroll the device again."
+    case .ServerRejectedRequest(let status):
+        return "The server refused the upload (HTTP \(status)): check the server address. Alarms stay queued."
     default: return "\(e)"
     }
 }

@@ -167,10 +167,63 @@ pub struct SosStatusResponse {
 /// Body of every 4xx/5xx answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorBody {
-    /// Machine-readable code, e.g. `malformed`, `unauthorized`, `too_large`.
-    pub error: String,
+    /// Machine-readable code.
+    pub error: ErrorCode,
     /// Human-readable detail (never record content).
     pub message: String,
+}
+
+/// The machine-readable code of an error answer ([`ErrorBody::error`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: the body is not a valid request of this protocol version (one record may be the
+    /// cause).
+    Malformed,
+    /// 400: the request's protocol version is not spoken by this server: the request, not a
+    /// record, is the problem.
+    UnsupportedVersion,
+    /// 401: missing or unknown bearer token.
+    Unauthorized,
+    /// 413: the body is larger than the server accepts.
+    TooLarge,
+    /// 500: the server failed; nothing was stored.
+    Internal,
+    /// 404: no such endpoint (or no such SOS, on the dispatcher API).
+    NotFound,
+    /// 405: the endpoint exists but not with this method.
+    MethodNotAllowed,
+    /// 409: an SOS id names alarms of several devices (dispatcher API).
+    Ambiguous,
+    /// A status injected by the reference server's test mode.
+    TestFault,
+    /// A code this build does not know (a newer server, or something in front of it).
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Malformed => "malformed",
+            ErrorCode::UnsupportedVersion => "unsupported_version",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::Internal => "internal",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::Ambiguous => "ambiguous",
+            ErrorCode::TestFault => "test_fault",
+            ErrorCode::Unknown => "unknown",
+        }
+    }
+}
+
+/// Reads an error answer's body; `None` if it is not an [`ErrorBody`] (an answer from a load
+/// balancer or proxy in front of the server, say).
+pub fn decode_error_body(body: &[u8]) -> Option<ErrorBody> {
+    serde_json::from_slice(body).ok()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -483,6 +536,12 @@ pub enum TestFault {
         /// Record id.
         id: String,
     },
+    /// Persistent: a batch holding a record with this id is refused as a whole, `400
+    /// malformed`, without processing (one record that breaks the whole request).
+    MalformedWithId {
+        /// Record id.
+        id: String,
+    },
 }
 
 /// Answer to `GET /test/faults`.
@@ -492,6 +551,9 @@ pub struct TestFaultsState {
     pub pending: Vec<TestFault>,
     /// Poisoned record ids.
     pub reject_ids: Vec<String>,
+    /// Record ids whose batches are refused as a whole.
+    #[serde(default)]
+    pub malformed_ids: Vec<String>,
     /// Batch requests received since the server started (all of them, even refused ones).
     pub batch_requests: u64,
 }

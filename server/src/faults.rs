@@ -1,5 +1,6 @@
 //! Test fault injection: a queue of one-shot faults consumed by the next authenticated batch
-//! requests, persistent poison ids, and a counter of batch requests.
+//! requests, persistent poison ids (answered `rejected`, or breaking their whole batch), and a
+//! counter of batch requests.
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,16 +14,20 @@ use crewsafe_protocol::{TestFault, TestFaultsState};
 pub struct Faults {
     queue: Mutex<VecDeque<TestFault>>,
     reject_ids: Mutex<BTreeSet<String>>,
+    malformed_ids: Mutex<BTreeSet<String>>,
     batch_requests: AtomicU64,
 }
 
 impl Faults {
-    /// Queues a fault. [`TestFault::RejectId`] is not queued: it poisons its id until
-    /// [`Faults::clear`].
+    /// Queues a fault. [`TestFault::RejectId`] and [`TestFault::MalformedWithId`] are not
+    /// queued: they poison their id until [`Faults::clear`].
     pub fn push(&self, fault: TestFault) {
         match fault {
             TestFault::RejectId { id } => {
                 lock(&self.reject_ids).insert(id);
+            }
+            TestFault::MalformedWithId { id } => {
+                lock(&self.malformed_ids).insert(id);
             }
             other => lock(&self.queue).push_back(other),
         }
@@ -45,6 +50,7 @@ impl Faults {
     pub fn clear(&self) {
         lock(&self.queue).clear();
         lock(&self.reject_ids).clear();
+        lock(&self.malformed_ids).clear();
     }
 
     /// One-shot faults not yet consumed, in order.
@@ -63,6 +69,7 @@ impl Faults {
         TestFaultsState {
             pending: self.pending(),
             reject_ids: lock(&self.reject_ids).iter().cloned().collect(),
+            malformed_ids: lock(&self.malformed_ids).iter().cloned().collect(),
             batch_requests: self.batch_requests(),
         }
     }
@@ -73,6 +80,14 @@ impl Faults {
 
     pub(crate) fn next(&self) -> Option<TestFault> {
         lock(&self.queue).pop_front()
+    }
+
+    /// Whether a raw batch body names an id that makes the whole batch malformed.
+    pub(crate) fn breaks_batch(&self, body: &[u8]) -> bool {
+        lock(&self.malformed_ids).iter().any(|id| {
+            let quoted = format!("\"{id}\"");
+            body.windows(quoted.len()).any(|w| w == quoted.as_bytes())
+        })
     }
 
     pub(crate) fn reject_set(&self) -> HashSet<String> {

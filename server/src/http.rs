@@ -14,9 +14,9 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use crewsafe_protocol::{
     decode_batch_request, BatchResponse, DecodeError, DispatchSos, DispatchSosList, DispatchStatus,
-    ErrorBody, SosStatusRequest, SosStatusResponse, TestFault, TestFaultsState, BATCH_PATH,
-    DISPATCH_SOS_PATH, HEALTH_PATH, MAX_BATCH_RECORDS, MAX_BODY_BYTES, PROTOCOL_VERSION,
-    SOS_STATUS_PATH, TEST_FAULTS_PATH,
+    ErrorBody, ErrorCode, SosStatusRequest, SosStatusResponse, TestFault, TestFaultsState,
+    BATCH_PATH, DISPATCH_SOS_PATH, HEALTH_PATH, MAX_BATCH_RECORDS, MAX_BODY_BYTES,
+    PROTOCOL_VERSION, SOS_STATUS_PATH, TEST_FAULTS_PATH,
 };
 use futures_util::StreamExt as _;
 use rusqlite::Connection;
@@ -83,13 +83,13 @@ pub(crate) fn router(state: AppState) -> Router {
 #[derive(Debug)]
 pub(crate) struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
     retry_after: Option<u64>,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -101,23 +101,23 @@ impl ApiError {
     fn unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "missing or unknown bearer token",
         )
     }
 
     fn malformed(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "malformed", message)
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::Malformed, message)
     }
 
     fn too_large(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge, message)
     }
 
     fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             "internal error; nothing was stored, retry later",
         )
     }
@@ -127,7 +127,7 @@ impl ApiError {
             DecodeError::Malformed(m) => Self::malformed(format!("malformed body: {m}")),
             DecodeError::Version(v) => Self::new(
                 StatusCode::BAD_REQUEST,
-                "unsupported_version",
+                ErrorCode::UnsupportedVersion,
                 format!(
                     "protocol version {v} is not supported (this server speaks {PROTOCOL_VERSION})"
                 ),
@@ -141,7 +141,7 @@ impl IntoResponse for ApiError {
         let mut resp = (
             self.status,
             Json(ErrorBody {
-                error: self.code.to_string(),
+                error: self.code,
                 message: self.message,
             }),
         )
@@ -268,13 +268,17 @@ async fn health() -> Response {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        ErrorCode::NotFound,
+        "no such endpoint",
+    )
 }
 
 async fn method_not_allowed() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         "method not allowed on this endpoint",
     )
 }
@@ -342,14 +346,22 @@ async fn batch(
             log::info!("answering {status} without processing (test fault)");
             return Err(ApiError {
                 retry_after: retry_after_secs,
-                ..ApiError::new(status, "test_fault", format!("injected status {code}"))
+                ..ApiError::new(
+                    status,
+                    ErrorCode::TestFault,
+                    format!("injected status {code}"),
+                )
             });
         }
         Some(TestFault::Delay { ms }) => delay = Some(Duration::from_millis(ms)),
         Some(TestFault::DropAfterCommit) => delivery = Delivery::Drop,
         Some(TestFault::TruncateAfterCommit) => delivery = Delivery::Truncate,
         Some(TestFault::Partial { accept_first: n }) => accept_first = Some(n),
-        Some(TestFault::RejectId { .. }) | None => {}
+        Some(TestFault::RejectId { .. } | TestFault::MalformedWithId { .. }) | None => {}
+    }
+    if state.test_faults && state.faults.breaks_batch(&bytes) {
+        log::info!("answering 400 for a batch holding a breaking id (test fault)");
+        return Err(ApiError::malformed("malformed body (test fault)"));
     }
     let reject_ids = if state.test_faults {
         state.faults.reject_set()
@@ -499,12 +511,12 @@ async fn advance(
         Lookup::Found(sos) => Ok(json_response(&sos)),
         Lookup::NotFound => Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             "no sos with this id",
         )),
         Lookup::Ambiguous => Err(ApiError::new(
             StatusCode::CONFLICT,
-            "ambiguous",
+            ErrorCode::Ambiguous,
             "several devices sent an sos with this id; add ?device_id=",
         )),
     }

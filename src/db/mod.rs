@@ -68,31 +68,21 @@ pub struct Db {
 
 impl Db {
     /// Opens or creates the store at `path`. A wrong key or a newer schema is refused before
-    /// anything is written.
+    /// anything is written. A missing file is created (see [`Db::create_file`]); an existing
+    /// empty file is refused as damaged, never taken for a new store: since a store is only
+    /// ever renamed into place whole, an empty file at `path` was truncated (or is not ours).
     pub fn open(path: &Path, key: DataKey) -> Result<Db> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        // Room for every statement the store runs, so none is parsed twice.
-        conn.set_prepared_statement_cache_capacity(64);
-        // Connection settings only: none of these writes to the file.
-        conn.pragma_update(None, "secure_delete", "ON")?;
-        conn.pragma_update(None, "temp_store", "MEMORY")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        let mut db = Db {
-            conn,
-            key,
-            path: path.to_path_buf(),
-            durability: Durability::Full,
-            changes: 0,
-            floors: [1, 1],
-            in_flight: Default::default(),
+        let key = match std::fs::metadata(path) {
+            Ok(m) if m.len() == 0 => {
+                return Err(StoreError::Damaged(
+                    "the database file is empty (truncated, or not a store)",
+                ))
+            }
+            Ok(_) => key,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Db::create_file(path, key)?,
+            Err(e) => return Err(e.into()),
         };
+        let mut db = Db::connect(path, key, OpenFlags::empty())?;
         let version = schema::user_version(&db.conn)?;
         schema::check_not_newer(version)?;
         if version == 0 {
@@ -112,6 +102,58 @@ impl Db {
         db.requeue_interrupted()?;
         log::debug!("store opened (schema v{})", schema::VERSION);
         Ok(db)
+    }
+
+    /// Opens a connection with the store's settings (`extra` may add `CREATE`).
+    fn connect(path: &Path, key: DataKey, extra: OpenFlags) -> Result<Db> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | extra,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Room for every statement the store runs, so none is parsed twice.
+        conn.set_prepared_statement_cache_capacity(64);
+        // Connection settings only: none of these writes to the file.
+        conn.pragma_update(None, "secure_delete", "ON")?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        Ok(Db {
+            conn,
+            key,
+            path: path.to_path_buf(),
+            durability: Durability::Full,
+            changes: 0,
+            floors: [1, 1],
+            in_flight: Default::default(),
+        })
+    }
+
+    /// Creates a new store at `path` whole: it is built beside it under a temporary name
+    /// (`<name>.creating`, replaced if a kill left one) and renamed into place once its schema
+    /// and key check value are committed. So a file at `path` is always a complete store, and
+    /// an empty one can only be damage. Gives the key back.
+    fn create_file(path: &Path, key: DataKey) -> Result<DataKey> {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".creating");
+        let tmp = PathBuf::from(tmp);
+        remove_with_companions(&tmp)?;
+        let mut db = Db::connect(&tmp, key, OpenFlags::SQLITE_OPEN_CREATE)?;
+        db.create()?;
+        let Db { conn, key, .. } = db;
+        // The last connection closing checkpoints the WAL into the file and removes it.
+        conn.close().map_err(|(_, e)| StoreError::Sql(e))?;
+        std::fs::rename(&tmp, path)?;
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        // The rename must outlive a power cut; a platform that cannot open a folder for
+        // syncing still has the renamed file.
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(key)
     }
 
     fn create(&mut self) -> Result<()> {
@@ -234,15 +276,7 @@ impl Db {
         let path = self.path.clone();
         // Even if closing fails, the handle is dropped here; then remove the files.
         let _ = self.conn.close();
-        for suffix in ["", "-wal", "-shm", "-journal"] {
-            let mut p = path.clone().into_os_string();
-            p.push(suffix);
-            match std::fs::remove_file(&p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        remove_with_companions(&path)?;
         Ok(())
     }
 
@@ -252,6 +286,21 @@ impl Db {
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())
     }
+}
+
+/// Deletes a database file and its companions (`-wal`, `-shm`, `-journal`); missing ones
+/// are fine.
+fn remove_with_companions(path: &Path) -> Result<()> {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 fn open_json<T: DeserializeOwned>(key: &DataKey, slot: Slot<'_>, sealed: &[u8]) -> Result<T> {

@@ -27,7 +27,7 @@ use crewsafe_protocol as proto;
 use zeroize::Zeroizing;
 
 use crate::db::outbox::{Outcome, RecordChange};
-use crate::error::StoreError;
+use crate::error::{CrewSafeError, StoreError};
 use crate::model::{DispatchStatus, Lane, RecordKind};
 use crate::observer::{HostError, SyncPhase, SyncProgress, TokenProvider};
 use crate::store::Shared;
@@ -176,6 +176,34 @@ pub enum SyncError {
     /// Untrusted certificate.
     #[error("certificate rejected: {0}")]
     Certificate(String),
+    /// The server, or something in front of it, refused the request itself (not a record).
+    #[error("the server refused the request with status {status}")]
+    ServerRejected {
+        /// HTTP status.
+        status: u16,
+    },
+    /// The token provider returned a token that cannot be sent.
+    #[error("the device token cannot be sent: {0}")]
+    InvalidToken(String),
+}
+
+impl From<SyncError> for CrewSafeError {
+    fn from(e: SyncError) -> Self {
+        match e {
+            SyncError::Store(e) => e.into(),
+            SyncError::NotConfigured => CrewSafeError::not_configured(),
+            SyncError::Config(c) => CrewSafeError::InvalidInput {
+                field: c.field.into(),
+                reason: c.reason,
+            },
+            SyncError::Unauthorized => CrewSafeError::unauthorized(),
+            SyncError::Host(HostError::Failed { reason }) => CrewSafeError::HostFailed { reason },
+            SyncError::PinMismatch => CrewSafeError::pin_mismatch(),
+            SyncError::Certificate(reason) => CrewSafeError::CertificateRejected { reason },
+            SyncError::ServerRejected { status } => CrewSafeError::ServerRejectedRequest { status },
+            SyncError::InvalidToken(reason) => CrewSafeError::InvalidDeviceToken { reason },
+        }
+    }
 }
 
 /// A configured sync: transport, token source and settings.
@@ -221,6 +249,18 @@ fn ms_to_time(ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
 }
 
+/// A device token from the host, checked to fit an HTTP header.
+fn checked_token(token: String) -> Result<Zeroizing<String>, SyncError> {
+    let token = Zeroizing::new(token);
+    transport::check_token(&token).map_err(|reason| SyncError::InvalidToken(reason.into()))?;
+    Ok(token)
+}
+
+/// Why a record the server refused alone, while accepting others, is wedged.
+fn refused_alone(status: u16) -> String {
+    format!("the server refused this record (status {status}) while accepting others")
+}
+
 /// One upload in preparation: ids in order, their kinds and the JSON body.
 struct Batch {
     ids: Vec<String>,
@@ -236,6 +276,26 @@ enum Read {
     Batch(Batch),
     /// The next row (this id) cannot be opened on this phone, for this reason (no content).
     Unreadable(String, String),
+    /// The next row (this id) is a follow-up of a record held back while a refusal is being
+    /// judged: it is held back too.
+    Held(String, RecordKind),
+}
+
+/// How many records are tried alone, in a row, after a whole-request refusal (400/422) of a
+/// single record, before the server rather than a record is blamed.
+const MAX_SUSPECTS: usize = 3;
+
+/// A lane's records that the server refused alone as a whole request (400/422), held back (in
+/// flight, unsent) until the run shows whether the server accepts other records, with the
+/// follow-ups of those records.
+#[derive(Default)]
+struct Suspects {
+    /// Refused alone, in order.
+    refused: Vec<String>,
+    /// Held back with them: the refused ones and their follow-ups.
+    held: std::collections::HashSet<String>,
+    /// The status of the last refusal.
+    status: u16,
 }
 
 /// A batch answer sorted out: what the server said per record, and the records it said
@@ -260,16 +320,21 @@ struct Run<'a> {
     report: SyncReport,
     token: Zeroizing<String>,
     refreshed: bool,
+    /// The server accepted (or already had) at least one record in this run.
+    accepted_any: bool,
 }
 
-/// Runs one sync. Only one runs at a time; a second caller waits for the first.
-pub(crate) fn sync_now(shared: &Shared) -> Result<SyncReport, SyncError> {
+/// Runs one sync. Only one runs at a time; a second caller waits for the first. An error
+/// also reaches the sync listeners (a `Finished` progress carrying it).
+pub(crate) fn sync_now(shared: &Shared) -> Result<SyncReport, CrewSafeError> {
     let _one = shared.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
     let setup = shared.sync_setup().ok_or(SyncError::NotConfigured)?;
-    shared.db(|db| {
-        db.clear_in_flight();
-        Ok(())
-    })?;
+    shared
+        .db(|db| {
+            db.clear_in_flight();
+            Ok(())
+        })
+        .map_err(SyncError::from)?;
     let mut run = Run {
         shared,
         setup: &setup,
@@ -283,21 +348,28 @@ pub(crate) fn sync_now(shared: &Shared) -> Result<SyncReport, SyncError> {
             next_attempt_at: None,
             outcome: SyncOutcome::Complete,
         },
-        token: Zeroizing::new(setup.tokens.token()?),
+        token: Zeroizing::new(String::new()),
         refreshed: false,
+        accepted_any: false,
     };
     run.progress(SyncPhase::Started, None);
-    let result = run.drain();
+    let result = run.run();
     // Whatever happened, nothing may stay marked as in flight.
-    shared.db(|db| {
+    let cleared = shared.db(|db| {
         db.clear_in_flight();
         Ok(())
-    })?;
-    result?;
-    run.refresh_dispatch_status();
-    let cutoff = now_ms() - i64::from(setup.config.retention_days) * 86_400_000;
-    shared.db(|db| db.purge_delivered(cutoff))?;
-    run.finish()
+    });
+    match result
+        .and_then(|()| Ok(cleared?))
+        .and_then(|()| run.finish())
+    {
+        Ok(report) => Ok(report),
+        Err(e) => {
+            let e = CrewSafeError::from(e);
+            run.failed(&e);
+            Err(e)
+        }
+    }
 }
 
 impl Run<'_> {
@@ -308,6 +380,29 @@ impl Run<'_> {
             sent: self.report.sent,
             delivered: self.report.accepted + self.report.duplicates,
             wedged: self.report.wedged,
+            error: None,
+        });
+    }
+
+    /// Takes the token, drains the lanes, refreshes dispatch statuses and purges.
+    fn run(&mut self) -> Result<(), SyncError> {
+        self.token = checked_token(self.setup.tokens.token()?)?;
+        self.drain()?;
+        self.refresh_dispatch_status();
+        let cutoff = now_ms() - i64::from(self.setup.config.retention_days) * 86_400_000;
+        self.shared.db(|db| db.purge_delivered(cutoff))?;
+        Ok(())
+    }
+
+    /// Tells sync listeners that this sync ended with an error.
+    fn failed(&self, e: &CrewSafeError) {
+        self.shared.observers.sync(&SyncProgress {
+            phase: SyncPhase::Finished,
+            lane: None,
+            sent: self.report.sent,
+            delivered: self.report.accepted + self.report.duplicates,
+            wedged: self.report.wedged,
+            error: Some(e.clone()),
         });
     }
 
@@ -341,6 +436,7 @@ impl Run<'_> {
         let mut limit = sizer.limit(lane);
         // A batch already marked sending, with the previous answer to apply meanwhile.
         let mut carried: Option<(Batch, Answered)> = None;
+        let mut suspects = Suspects::default();
         loop {
             let (batch, previous) = match carried.take() {
                 Some((batch, previous)) => (batch, Some(previous)),
@@ -348,27 +444,38 @@ impl Run<'_> {
                     // An SOS queued while reports upload (many batches can take minutes on a
                     // slow link) goes before the next report batch, not after the lane.
                     if self.sos_waits_behind(lane)? && !self.drain_lane(Lane::Sos)? {
+                        self.release(&suspects)?;
                         return Ok(false);
                     }
                     if self.shared.db(|db| db.lane_hold(lane, now_ms()))?.is_some() {
+                        self.release(&suspects)?;
                         self.report.outcome = SyncOutcome::Deferred;
                         return Ok(true);
                     }
-                    let Some(batch) = self.start_batch(lane, limit)? else {
-                        return Ok(true);
+                    let Some(batch) = self.start_batch(lane, limit, &mut suspects)? else {
+                        if suspects.refused.is_empty() {
+                            return Ok(true);
+                        }
+                        // Every record tried alone was refused as a whole request.
+                        let status = suspects.status;
+                        return self.server_rejected(lane, &[], &suspects, status);
                     };
                     (batch, None)
                 }
             };
             let Batch { ids, body, .. } = batch;
             let (posted, read_ahead, took) =
-                self.post_while_applying(lane, body, previous, limit)?;
+                self.post_while_applying(lane, body, previous, limit, &suspects.held)?;
             match posted {
                 Ok(answer) => {
                     let answered = self.judge(&ids, answer);
                     if answered.outcomes.is_empty() {
                         self.apply_answer(lane, &answered)?;
+                        self.release(&suspects)?;
                         return self.retry_later(lane, "the server processed nothing".into(), None);
+                    }
+                    if self.accepted_any && !suspects.refused.is_empty() {
+                        self.convict(&mut suspects)?;
                     }
                     limit = sizer.record(lane, ids.len(), Upload::Answered(took));
                     if answered.missing.is_empty() && !self.sos_waits_behind(lane)? {
@@ -379,7 +486,7 @@ impl Run<'_> {
                             Some(batch) if batch.ids.len() <= limit as usize => {
                                 Some(self.begin(lane, batch)?)
                             }
-                            _ => self.start_batch(lane, limit)?,
+                            _ => self.start_batch(lane, limit, &mut suspects)?,
                         };
                         if let Some(next) = next {
                             carried = Some((next, answered));
@@ -388,35 +495,53 @@ impl Run<'_> {
                     }
                     self.apply_answer(lane, &answered)?;
                 }
+                Err(TransportError::BadRequest { status }) if ids.len() == 1 => {
+                    if self.accepted_any {
+                        // The server takes other records but not this one.
+                        self.requeue(&ids)?;
+                        self.wedge(&ids[0], refused_alone(status))?;
+                        continue;
+                    }
+                    // Not proven yet: hold it back (it stays in flight, so reads pass it) and
+                    // try the next record alone.
+                    suspects.refused.push(ids[0].clone());
+                    suspects.held.insert(ids[0].clone());
+                    suspects.status = status;
+                    if suspects.refused.len() >= MAX_SUSPECTS {
+                        return self.server_rejected(lane, &[], &suspects, status);
+                    }
+                    limit = 1;
+                }
+                Err(TransportError::ServerRejected { status }) => {
+                    return self.server_rejected(lane, &ids, &suspects, status);
+                }
                 Err(e) => {
-                    let changes = self.shared.db(|db| db.requeue(&ids))?;
-                    self.changed(changes);
+                    self.requeue(&ids)?;
                     match e {
-                        TransportError::Unauthorized => self.refresh_token()?,
-                        TransportError::TooLarge if ids.len() > 1 => {
-                            limit = sizer.record(lane, ids.len(), Upload::TooLarge);
+                        TransportError::Unauthorized => {
+                            if let Err(e) = self.refresh_token() {
+                                self.release(&suspects)?;
+                                return Err(e);
+                            }
                         }
-                        TransportError::Refused { .. } if ids.len() > 1 => {
-                            limit = (ids.len() as u32 / 2).max(1);
+                        TransportError::TooLarge | TransportError::BadRequest { .. }
+                            if ids.len() > 1 =>
+                        {
+                            // Halve to find the record that breaks the request.
+                            limit = if e == TransportError::TooLarge {
+                                sizer.record(lane, ids.len(), Upload::TooLarge)
+                            } else {
+                                (ids.len() as u32 / 2).max(1)
+                            };
                         }
-                        TransportError::TooLarge | TransportError::Refused { .. } => {
+                        TransportError::TooLarge => {
+                            // A single record over the server's body limit: the server proves
+                            // this record cannot be taken.
                             self.wedge(&ids[0], e.to_string())?;
                         }
-                        TransportError::Retryable {
-                            reason,
-                            retry_after_secs,
-                        } => return self.retry_later(lane, reason, retry_after_secs),
-                        TransportError::TimedOut => {
-                            sizer.record(lane, ids.len(), Upload::TimedOut);
-                            return self.retry_later(lane, "timed out".into(), None);
-                        }
-                        TransportError::PinMismatch => {
-                            self.retry_later(lane, e.to_string(), None)?;
-                            return Err(SyncError::PinMismatch);
-                        }
-                        TransportError::Certificate { reason } => {
-                            self.retry_later(lane, reason.clone(), None)?;
-                            return Err(SyncError::Certificate(reason));
+                        other => {
+                            self.release(&suspects)?;
+                            return self.transport_failed(lane, ids.len(), other);
                         }
                     }
                 }
@@ -424,14 +549,110 @@ impl Run<'_> {
         }
     }
 
+    /// Ends the lane after a failure that needs no per-record decision: retried later, and
+    /// certificate problems also end the sync with their error.
+    fn transport_failed(
+        &mut self,
+        lane: Lane,
+        count: usize,
+        e: TransportError,
+    ) -> Result<bool, SyncError> {
+        match e {
+            TransportError::Retryable {
+                reason,
+                retry_after_secs,
+            } => self.retry_later(lane, reason, retry_after_secs),
+            TransportError::TimedOut => {
+                self.setup.sizer.record(lane, count, Upload::TimedOut);
+                self.retry_later(lane, "timed out".into(), None)
+            }
+            TransportError::PinMismatch => {
+                self.retry_later(lane, e.to_string(), None)?;
+                Err(SyncError::PinMismatch)
+            }
+            TransportError::Certificate { reason } => {
+                self.retry_later(lane, reason.clone(), None)?;
+                Err(SyncError::Certificate(reason))
+            }
+            // Handled by the caller; treated as the server's problem if they ever get here.
+            TransportError::Unauthorized
+            | TransportError::TooLarge
+            | TransportError::BadRequest { .. }
+            | TransportError::ServerRejected { .. } => {
+                self.retry_later(lane, e.to_string(), None)?;
+                Err(SyncError::ServerRejected {
+                    status: match e {
+                        TransportError::BadRequest { status }
+                        | TransportError::ServerRejected { status } => status,
+                        TransportError::TooLarge => 413,
+                        _ => 401,
+                    },
+                })
+            }
+        }
+    }
+
+    /// The server or its configuration refused the request itself: every record stays queued
+    /// (this upload's and the held-back ones), the lane waits with backoff, and the sync ends
+    /// with [`SyncError::ServerRejected`].
+    fn server_rejected(
+        &mut self,
+        lane: Lane,
+        ids: &[String],
+        suspects: &Suspects,
+        status: u16,
+    ) -> Result<bool, SyncError> {
+        self.requeue(ids)?;
+        self.release(suspects)?;
+        self.retry_later(
+            lane,
+            format!("the server refused the request with status {status}"),
+            None,
+        )?;
+        Err(SyncError::ServerRejected { status })
+    }
+
+    /// Puts records of an upload back in the queue.
+    fn requeue(&self, ids: &[String]) -> Result<(), SyncError> {
+        let changes = self.shared.db(|db| db.requeue(ids))?;
+        self.changed(changes);
+        Ok(())
+    }
+
+    /// Puts held-back records back in the queue, unjudged.
+    fn release(&self, suspects: &Suspects) -> Result<(), SyncError> {
+        let held: Vec<String> = suspects.held.iter().cloned().collect();
+        self.requeue(&held)
+    }
+
+    /// The server accepts other records: the ones it refused alone are wedged, and their
+    /// follow-ups go back to the queue (the server answers for each of them).
+    fn convict(&mut self, suspects: &mut Suspects) -> Result<(), SyncError> {
+        let refused = std::mem::take(&mut suspects.refused);
+        self.requeue(&refused)?;
+        for id in &refused {
+            suspects.held.remove(id);
+            self.wedge(id, refused_alone(suspects.status))?;
+        }
+        self.release(suspects)?;
+        suspects.held.clear();
+        Ok(())
+    }
+
     /// Whether `lane` is the report lane and an SOS-lane record is waiting.
     fn sos_waits_behind(&self, lane: Lane) -> Result<bool, SyncError> {
         Ok(lane == Lane::Report && !self.shared.db(|db| db.queued(Lane::Sos, 1))?.is_empty())
     }
 
-    /// Reads the next batch of a lane and marks it sending.
-    fn start_batch(&mut self, lane: Lane, limit: u32) -> Result<Option<Batch>, SyncError> {
-        match self.next_batch(lane, limit)? {
+    /// Reads the next batch of a lane and marks it sending. Follow-ups of held-back records
+    /// are held back too.
+    fn start_batch(
+        &mut self,
+        lane: Lane,
+        limit: u32,
+        suspects: &mut Suspects,
+    ) -> Result<Option<Batch>, SyncError> {
+        match self.next_batch(lane, limit, suspects)? {
             Some(batch) => self.begin(lane, batch).map(Some),
             None => Ok(None),
         }
@@ -467,6 +688,7 @@ impl Run<'_> {
         body: Vec<u8>,
         previous: Option<Answered>,
         read_limit: u32,
+        held: &std::collections::HashSet<String>,
     ) -> Result<Posted, SyncError> {
         std::thread::scope(|s| {
             let meanwhile = s.spawn(|| {
@@ -475,9 +697,9 @@ impl Run<'_> {
                 }
                 // The caller's own read deals with an empty lane, an unreadable row or a
                 // failing read: none of them may cost the answer to this upload.
-                match self.read_batch(lane, read_limit) {
+                match self.read_batch(lane, read_limit, held) {
                     Ok(Read::Batch(batch)) => Ok(Some(batch)),
-                    Ok(Read::Empty | Read::Unreadable(..)) => Ok(None),
+                    Ok(Read::Empty | Read::Unreadable(..) | Read::Held(..)) => Ok(None),
                     Err(e) => {
                         log::debug!("reading ahead in lane {lane:?} failed: {e}");
                         Ok(None)
@@ -499,7 +721,7 @@ impl Run<'_> {
             return Err(SyncError::Unauthorized);
         }
         self.refreshed = true;
-        self.token = Zeroizing::new(self.setup.tokens.refresh_token()?);
+        self.token = checked_token(self.setup.tokens.refresh_token()?)?;
         Ok(())
     }
 
@@ -546,11 +768,22 @@ impl Run<'_> {
 
     /// Reads the next rows of a lane and builds the request body within the caps. Rows that
     /// cannot be opened on this phone are wedged here.
-    fn next_batch(&mut self, lane: Lane, limit: u32) -> Result<Option<Batch>, SyncError> {
+    fn next_batch(
+        &mut self,
+        lane: Lane,
+        limit: u32,
+        suspects: &mut Suspects,
+    ) -> Result<Option<Batch>, SyncError> {
         loop {
-            match self.read_batch(lane, limit)? {
+            match self.read_batch(lane, limit, &suspects.held)? {
                 Read::Empty => return Ok(None),
                 Read::Batch(batch) => return Ok(Some(batch)),
+                Read::Held(id, kind) => {
+                    // In flight without being sent: reads pass it. No listener hears of it.
+                    self.shared
+                        .db(|db| Ok(db.mark_sending(&[(id.clone(), kind)])))?;
+                    suspects.held.insert(id);
+                }
                 Read::Unreadable(id, why) => {
                     log::warn!("record {id} cannot be read on this phone: {why}");
                     self.wedge(&id, "the record cannot be read on this phone".into())?
@@ -562,13 +795,26 @@ impl Run<'_> {
     /// Reads the next rows of a lane and encodes them, within the caps, up to the first row
     /// that cannot be opened on this phone; that row is returned alone when it comes first.
     /// Changes nothing.
-    fn read_batch(&self, lane: Lane, limit: u32) -> Result<Read, SyncError> {
+    fn read_batch(
+        &self,
+        lane: Lane,
+        limit: u32,
+        held: &std::collections::HashSet<String>,
+    ) -> Result<Read, SyncError> {
         let rows = self.shared.db(|db| db.queued(lane, limit))?;
         let max_bytes = self.setup.config.max_batch_bytes as usize;
         let mut body = br#"{"protocol":1,"records":["#.to_vec();
         let mut ids = Vec::new();
         let mut kinds = Vec::new();
         for row in rows {
+            if let Ok(r) = &row {
+                if r.parent_id.as_ref().is_some_and(|p| held.contains(p)) {
+                    if ids.is_empty() {
+                        return Ok(Read::Held(r.id.clone(), r.kind));
+                    }
+                    break;
+                }
+            }
             let (json, id, kind) = match row.map_err(|id| (id, None)).and_then(|r| {
                 wire::encode(&r)
                     .map(|json| (json, r.id.clone(), r.kind))
@@ -620,6 +866,7 @@ impl Run<'_> {
             };
             let outcome = match r.status {
                 proto::ItemStatus::Accepted | proto::ItemStatus::Duplicate => {
+                    self.accepted_any = true;
                     if r.status == proto::ItemStatus::Accepted {
                         self.report.accepted += 1;
                     } else {
@@ -688,7 +935,7 @@ impl Run<'_> {
         self.changed(changes);
     }
 
-    fn finish(mut self) -> Result<SyncReport, SyncError> {
+    fn finish(&mut self) -> Result<SyncReport, SyncError> {
         let counts = self.shared.db(|db| db.pending_counts())?;
         self.report.pending_sos = counts.sos;
         self.report.pending_reports = counts.reports;
@@ -701,6 +948,6 @@ impl Run<'_> {
             _ => {}
         }
         self.progress(SyncPhase::Finished, None);
-        Ok(self.report)
+        Ok(self.report.clone())
     }
 }

@@ -1,8 +1,10 @@
 //! HTTP transport to the national server: reqwest (blocking) over rustls with the ring
 //! provider, explicit connect and request timeouts, no redirects, `https://` required except
-//! for loopback addresses, optional SPKI pins, and a mapping of every answer to a
-//! [`TransportError`] that says whether to retry.
+//! for loopback addresses and no `user:password@` in it, optional SPKI pins, and a mapping of
+//! every answer to a [`TransportError`] that says whether to retry and whether a record or the
+//! request is to blame.
 
+use std::io::Read;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,7 +12,7 @@ use std::time::Duration;
 use base64::Engine;
 use crewsafe_protocol as proto;
 use reqwest::blocking::{Client, Response};
-use reqwest::{StatusCode, Url};
+use reqwest::Url;
 use ring::digest::{digest, SHA256};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
@@ -55,9 +57,18 @@ pub enum TransportError {
     /// 413: the request was too large.
     #[error("the request was too large for the server")]
     TooLarge,
-    /// Any other non-success status: do not retry as is.
+    /// 400 `malformed` or 422: the server could not take this request's body. One record of
+    /// the batch may be the cause (see the engine's rule for isolating it).
+    #[error("the server could not take the request (status {status})")]
+    BadRequest {
+        /// HTTP status.
+        status: u16,
+    },
+    /// An answer about the request or the server, not about a record: a redirect, 404, 405,
+    /// 415, `400 unsupported_version`, or any other status this protocol does not use. Every
+    /// record stays queued; retried with backoff (the server side may be fixed meanwhile).
     #[error("the server refused the request with status {status}")]
-    Refused {
+    ServerRejected {
         /// HTTP status.
         status: u16,
     },
@@ -106,7 +117,27 @@ pub fn check_url(url: &str) -> Result<Url, ConfigError> {
     if parsed.host_str().is_none() {
         return Err(config_error("server_url", "has no host"));
     }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        // It would be sent as a Basic header ahead of the device token.
+        return Err(config_error(
+            "server_url",
+            "must not carry a user name or password (the device token authenticates)",
+        ));
+    }
     Ok(parsed)
+}
+
+/// Checks that a device token can be sent as `Authorization: Bearer <token>`: not empty and
+/// only visible ASCII characters (no spaces, line breaks or other control characters, no
+/// non-ASCII letters). Returns why not.
+pub fn check_token(token: &str) -> Result<(), &'static str> {
+    if token.is_empty() {
+        return Err("the token is empty");
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("the token holds a space, a control character or a non-ASCII character");
+    }
+    Ok(())
 }
 
 fn is_loopback(url: &Url) -> bool {
@@ -355,7 +386,7 @@ impl Transport {
         let url = self
             .base
             .join(path)
-            .map_err(|_| TransportError::Refused { status: 0 })?;
+            .map_err(|_| TransportError::ServerRejected { status: 0 })?;
         *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
         let sent = self
             .client
@@ -375,7 +406,7 @@ impl Transport {
                 .map(|b| b.to_vec())
                 .map_err(|e| self.network_error(&e));
         }
-        Err(status_error(status, &response))
+        Err(status_error(response))
     }
 
     fn network_error(&self, e: &reqwest::Error) -> TransportError {
@@ -409,7 +440,11 @@ fn describe(e: &reqwest::Error) -> String {
     what.to_string()
 }
 
-fn status_error(status: StatusCode, response: &Response) -> TransportError {
+/// Longest error body read to classify a 400.
+const MAX_ERROR_BODY: u64 = 64 * 1024;
+
+fn status_error(mut response: Response) -> TransportError {
+    let status = response.status();
     let retry_after_secs = response
         .headers()
         .get(reqwest::header::RETRY_AFTER)
@@ -422,7 +457,19 @@ fn status_error(status: StatusCode, response: &Response) -> TransportError {
             reason: format!("server answered {}", status.as_u16()),
             retry_after_secs,
         },
-        s => TransportError::Refused { status: s },
+        400 => {
+            let mut body = Vec::new();
+            // An unreadable body is judged like a body that is not ours.
+            let _ = (&mut response).take(MAX_ERROR_BODY).read_to_end(&mut body);
+            match proto::decode_error_body(&body).map(|b| b.error) {
+                Some(proto::ErrorCode::UnsupportedVersion) => {
+                    TransportError::ServerRejected { status: 400 }
+                }
+                _ => TransportError::BadRequest { status: 400 },
+            }
+        }
+        422 => TransportError::BadRequest { status: 422 },
+        s => TransportError::ServerRejected { status: s },
     }
 }
 
@@ -438,12 +485,30 @@ mod tests {
         assert!(check_url("http://[::1]:8080").is_ok());
         assert!(check_url("http://localhost:8080").is_ok());
         for bad in [
+            "https://user:secret@example.kz",
+            "https://user@example.kz",
+            "http://:secret@127.0.0.1:8080",
             "http://10.0.2.2:8080",
             "http://example.kz",
             "ftp://x",
             "nonsense",
         ] {
             assert_eq!(check_url(bad).unwrap_err().field, "server_url", "{bad}");
+        }
+    }
+
+    #[test]
+    fn tokens_must_fit_a_header() {
+        assert!(check_token("dev-token_0123.ABC~+/=").is_ok());
+        for bad in [
+            "",
+            "two words",
+            "line\nbreak",
+            "tab\t",
+            "t\u{f6}ken",
+            "cr\r",
+        ] {
+            assert!(check_token(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -1,12 +1,14 @@
 //! The background worker: while the host says the network is up and work is pending, it
 //! drains the queue, sleeping until the next retry time between failed attempts. New
-//! records and a returning network wake it; `shutdown()` stops it and waits for it.
+//! records and a returning network wake it; `shutdown()` stops it and waits for it. It never
+//! gives up on a server that refuses requests: it waits for the lane's backoff and tries again.
 
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
-use super::{sync_now, SyncError, SyncOutcome};
+use super::{sync_now, SyncOutcome};
+use crate::error::CrewSafeError;
 use crate::store::Shared;
 
 #[derive(Default)]
@@ -108,7 +110,24 @@ fn run(shared: Weak<Shared>, signal: Arc<Signal>) {
                 ),
             },
             // The host must act (new token, configuration); wait to be woken.
-            Err(SyncError::Unauthorized | SyncError::NotConfigured | SyncError::Host(_)) => None,
+            Err(
+                CrewSafeError::Unauthorized { .. }
+                | CrewSafeError::NotConfigured { .. }
+                | CrewSafeError::HostFailed { .. }
+                | CrewSafeError::InvalidDeviceToken { .. },
+            ) => None,
+            // The server side may be fixed meanwhile: try again when the lane's backoff ends.
+            Err(CrewSafeError::ServerRejectedRequest { status }) => {
+                log::info!("background sync: the server refused the request ({status})");
+                Some(
+                    shared
+                        .db(|db| db.next_attempt_at())
+                        .ok()
+                        .flatten()
+                        .map(super::ms_to_time)
+                        .unwrap_or_else(|| SystemTime::now() + Duration::from_secs(30)),
+                )
+            }
             Err(e) => {
                 log::info!("background sync failed: {e}");
                 Some(SystemTime::now() + Duration::from_secs(30))

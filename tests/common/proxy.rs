@@ -19,7 +19,11 @@
 //! - [`Fault::CutAfterRequest`]: the whole request is forwarded, and the connection is torn
 //!   down when the server starts to answer, before any answer byte reaches the client (the
 //!   server has the request, the client hears nothing);
-//! - [`Fault::Down`]: the request is not forwarded; the connection is closed at once.
+//! - [`Fault::Down`]: the request is not forwarded; the connection is closed at once;
+//! - [`Fault::Answer`]: the request is not forwarded; the proxy answers it with a canned
+//!   status (a redirect, a 404...) and keeps the connection;
+//! - [`Fault::RewriteHead`]: the request goes to the server with its head rewritten (a wrong
+//!   path or method), and the server's own answer comes back.
 //!
 //! A fault is one-shot ([`Proxy::once`], consumed by the next request whose request line
 //! matches [`Proxy::only_requests_to`], default: every request) or persistent
@@ -76,6 +80,24 @@ pub enum Fault {
     CutAfterRequest,
     /// Close the connection without forwarding the request.
     Down,
+    /// Answer the request itself, without forwarding it: this status, these headers and this
+    /// body (a load balancer's redirect, a gateway's 404 or 415). The connection stays open.
+    Answer {
+        /// HTTP status.
+        status: u16,
+        /// Extra headers, e.g. `Location`.
+        headers: Vec<(String, String)>,
+        /// Body (sent with a `Content-Length`).
+        body: String,
+    },
+    /// Forward the request with its head rewritten: every `from` replaced by `to` (a wrong
+    /// path, method or header on the way to the server, whose own answer then comes back).
+    RewriteHead {
+        /// Text to find in the request line and headers.
+        from: String,
+        /// Replacement.
+        to: String,
+    },
 }
 
 impl Fault {
@@ -88,11 +110,39 @@ impl Fault {
             Fault::ResetMidResponse { .. } => "reset_mid_response",
             Fault::CutAfterRequest => "cut_after_request",
             Fault::Down => "down",
+            Fault::Answer { .. } => "answer",
+            Fault::RewriteHead { .. } => "rewrite_head",
         }
     }
 
     fn is_shaping(&self) -> bool {
-        matches!(self, Fault::Latency(_) | Fault::Bandwidth(_))
+        matches!(
+            self,
+            Fault::Latency(_) | Fault::Bandwidth(_) | Fault::RewriteHead { .. }
+        )
+    }
+
+    /// The bytes of an [`Fault::Answer`].
+    fn answer_bytes(&self) -> Option<Vec<u8>> {
+        let Fault::Answer {
+            status,
+            headers,
+            body,
+        } = self
+        else {
+            return None;
+        };
+        let mut head = format!(
+            "HTTP/1.1 {status} Canned\r\ncontent-length: {}\r\n",
+            body.len()
+        );
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(body.as_bytes());
+        Some(bytes)
     }
 }
 
@@ -172,6 +222,9 @@ impl Inner {
                 Fault::Bandwidth(b) => {
                     plan.bandwidth = Some(plan.bandwidth.map_or(b, |x: u64| x.min(b)).max(1))
                 }
+                Fault::RewriteHead { ref from, ref to } => {
+                    plan.rewrites.push((from.clone(), to.clone()))
+                }
                 ref other => {
                     if plan.fail.is_some() {
                         // Only the first failure of a request can happen.
@@ -200,6 +253,7 @@ impl Inner {
 struct Plan {
     latency: Duration,
     bandwidth: Option<u64>,
+    rewrites: Vec<(String, String)>,
     fail: Option<Fault>,
 }
 
@@ -574,6 +628,8 @@ fn pump_up(inner: &Inner, conn: &Conn, mut client: TcpStream, mut server: TcpStr
     let mut head: Vec<u8> = Vec::new();
     // Body bytes still expected for the current request.
     let mut body_left = 0usize;
+    // The canned answer of the current request, sent once its body has been read.
+    let mut answer: Option<Vec<u8>> = None;
     loop {
         if conn.dead() {
             return;
@@ -601,9 +657,14 @@ fn pump_up(inner: &Inner, conn: &Conn, mut client: TcpStream, mut server: TcpStr
         while ok && !data.is_empty() {
             if body_left > 0 {
                 let take = data.len().min(body_left);
-                ok = forward_up(inner, conn, &mut server, &data[..take], &mut slept);
+                if answer.is_none() {
+                    ok = forward_up(inner, conn, &mut server, &data[..take], &mut slept);
+                }
                 body_left -= take;
                 data = &data[take..];
+                if body_left == 0 {
+                    ok = ok && send_answer(inner, conn, &mut client, answer.take());
+                }
                 continue;
             }
             // A request head, possibly split over reads.
@@ -623,15 +684,23 @@ fn pump_up(inner: &Inner, conn: &Conn, mut client: TcpStream, mut server: TcpStr
                 .to_string();
             let cl = content_length(&head);
             let plan = inner.plan_for(&line);
+            answer = plan.fail.as_ref().and_then(Fault::answer_bytes);
+            let mut h = std::mem::take(&mut head);
+            for (from, to) in &plan.rewrites {
+                h = String::from_utf8_lossy(&h).replace(from, to).into_bytes();
+            }
             *conn.st() = ConnState {
                 plan,
-                req_total: head.len() + cl,
+                req_total: h.len() + cl,
                 up_busy: true,
                 ..ConnState::default()
             };
-            let h = std::mem::take(&mut head);
-            ok = forward_up(inner, conn, &mut server, &h, &mut slept);
             body_left = cl;
+            if answer.is_none() {
+                ok = forward_up(inner, conn, &mut server, &h, &mut slept);
+            } else if body_left == 0 {
+                ok = send_answer(inner, conn, &mut client, answer.take());
+            }
         }
         conn.st().up_busy = false;
         if !ok {
@@ -639,6 +708,21 @@ fn pump_up(inner: &Inner, conn: &Conn, mut client: TcpStream, mut server: TcpStr
             return;
         }
     }
+}
+
+/// Sends a canned answer (if any) to the client, in place of the server's. False if the
+/// connection must end.
+fn send_answer(
+    inner: &Inner,
+    conn: &Conn,
+    client: &mut TcpStream,
+    answer: Option<Vec<u8>>,
+) -> bool {
+    let Some(bytes) = answer else {
+        return true;
+    };
+    inner.fired("answer");
+    !conn.dead() && client.write_all(&bytes).is_ok()
 }
 
 /// Forwards request bytes under the current plan. False if the connection must end.

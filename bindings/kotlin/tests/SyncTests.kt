@@ -444,6 +444,70 @@ fun syncTests() {
         }
     }
 
+    test("24 sync: a redirecting front -> ServerRejectedRequest(307) from syncNow and the listener; nothing wedged; delivered once fixed") {
+        val server = testServer()
+        // A load balancer that redirects every request (a host move, an http->https rule),
+        // from the JDK's own HTTP server on loopback.
+        val front = com.sun.net.httpserver.HttpServer.create(java.net.InetSocketAddress("127.0.0.1", 0), 0)
+        front.createContext("/") { ex ->
+            ex.requestBody.readAllBytes()
+            ex.responseHeaders.add("Location", "https://elsewhere.example.kz/v1/records:batch")
+            ex.sendResponseHeaders(307, -1)
+            ex.close()
+        }
+        front.start()
+        try {
+            val config = server.config().copy(serverUrl = "http://127.0.0.1:${front.address.port}")
+            withSyncStore(server, config = config) { t ->
+                val rec = Recorder()
+                val sub = t.store.subscribeSync(rec)
+                val a = t.store.raiseSos(server.crew(), fix(), null)
+                val b = t.store.raiseSos(server.crew(), null, "second")
+                val e = assertThrows<CrewSafeException.ServerRejectedRequest> { t.store.syncNow() }
+                assertEquals(307.toUShort(), e.status)
+                assertTrue(e.message!!.contains("307"), "message: ${e.message}")
+                val counts = t.store.pendingCounts()
+                assertEquals(2UL, counts.sos, "still queued: $counts")
+                assertEquals(0UL, counts.wedged, "nothing wedged: $counts")
+                val end = rec.progress.last()
+                assertEquals(SyncPhase.FINISHED, end.phase)
+                assertTrue(end.error is CrewSafeException.ServerRejectedRequest, "listener error: ${end.error}")
+                sub.cancel()
+                // The address is fixed: both alarms go, once.
+                t.store.configureSync(server.config(), CountingTokens(server.deviceToken, server.deviceToken))
+                val done = t.store.syncNow()
+                assertEquals(SyncOutcome.Complete, done.outcome, "after the fix: $done")
+                assertEquals(2u, done.accepted)
+                assertEquals(SyncState.DELIVERED, entry(t.store, a.id).state)
+                assertEquals(SyncState.DELIVERED, entry(t.store, b.id).state)
+            }
+        } finally {
+            front.stop(0)
+        }
+    }
+
+    test("25 errors: every exception the library builds has a non-empty message and toString") {
+        val every = debugEveryError()
+        assertTrue(every.size >= 17, "one per variant: ${every.size}")
+        for (e in every) {
+            val name = e::class.java.simpleName
+            assertTrue(!e.message.isNullOrBlank(), "$name has an empty message")
+            assertTrue(e.toString().isNotBlank(), "$name has an empty toString")
+        }
+        // And as thrown: no-detail variants carry a readable reason.
+        withStore { t ->
+            assertThrows<CrewSafeException.NotConfigured> { t.store.syncNow() }.let {
+                assertTrue(it.message!!.contains("not configured"), "NotConfigured: ${it.message}")
+            }
+            t.store.closeStore()
+            t.release()
+            val wrong = assertThrows<CrewSafeException.WrongKey> {
+                CrewStore.open(t.path.toString(), generateDataKey()).close()
+            }
+            assertTrue(wrong.message!!.contains("key"), "WrongKey: ${wrong.message}")
+        }
+    }
+
     test("23 sync: http:// to a non-loopback host -> InvalidInput(server_url); not configured -> NotConfigured") {
         withStore { t ->
             val tokens = CountingTokens("a", "b")

@@ -285,7 +285,7 @@ func runSyncTests() {
             let sos = try t.store.raiseSos(crew: server.crew(), location: fix(), note: nil)
             let d = try t.store.createDraft(crew: server.crew(), fields: completeFields())
             let report = try t.store.finalizeDraft(draftId: d.id, expectedRevision: 1)
-            expectCrewSafeError("syncNow with two bad tokens", { try t.store.syncNow() }) { $0 == .Unauthorized }
+            expectCrewSafeError("syncNow with two bad tokens", { try t.store.syncNow() }) { if case .Unauthorized = $0 { return true } else { return false } }
             expectEqual(bad.tokenCalls, 1, "token() calls")
             expectEqual(bad.refreshCalls, 1, "refreshToken() is called at most once per sync")
             for id in [sos.id, report.id] {
@@ -382,7 +382,7 @@ func runSyncTests() {
                     try t.store.configureSync(config: SyncConfig(serverUrl: url), tokens: tokens)
                 }) { if case .InvalidInput("server_url", _) = $0 { return true } else { return false } }
             }
-            expectCrewSafeError("syncNow", { try t.store.syncNow() }) { $0 == .NotConfigured }
+            expectCrewSafeError("syncNow", { try t.store.syncNow() }) { if case .NotConfigured = $0 { return true } else { return false } }
             expectEqual(tokens.tokenCalls, 0, "token() never called")
         }
     }

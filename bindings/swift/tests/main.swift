@@ -36,12 +36,12 @@ test("wrong key throws WrongKey, a 16-byte key throws InvalidKey, the file stays
         let sos = try t.store.raiseSos(crew: crew(), location: nil, note: nil)
         try t.store.close()
         expectCrewSafeError("pendingCounts after close", { try t.store.pendingCounts() }) {
-            $0 == .Closed
+            if case .Closed = $0 { return true } else { return false }
         }
 
         expectCrewSafeError("open with another key", {
             try CrewStore.open(path: t.path, key: generateDataKey())
-        }) { $0 == .WrongKey }
+        }) { if case .WrongKey = $0 { return true } else { return false } }
         let invalid = expectCrewSafeError("open with a 16-byte key", {
             try CrewStore.open(path: t.path, key: Data(repeating: 1, count: 16))
         }) { if case .InvalidKey = $0 { return true } else { return false } }
@@ -403,14 +403,26 @@ test("destroy(\"DESTROY\") removes the db, -wal and -shm; a wrong confirmation i
         try t.store.destroy(confirmation: "DESTROY")
         expectEqual(t.existingFiles(), [], "db, -wal and -shm removed")
         expectCrewSafeError("pendingCounts after destroy", { try t.store.pendingCounts() }) {
-            $0 == .Closed
+            if case .Closed = $0 { return true } else { return false }
         }
         expectCrewSafeError("second destroy", { try t.store.destroy(confirmation: "DESTROY") }) {
-            $0 == .Closed
+            if case .Closed = $0 { return true } else { return false }
         }
         // A new store at the same path starts empty.
         t.store = try CrewStore.open(path: t.path, key: generateDataKey())
         expectEqual(try t.store.pendingCounts(), PendingCounts(sos: 0, reports: 0, wedged: 0, drafts: 0))
+    }
+}
+
+// MARK: 9b. error messages
+
+test("every CrewSafeError the library builds prints a readable message") {
+    let every = debugEveryError()
+    expect(every.count >= 17, "one per variant: \(every.count)")
+    for e in every {
+        let text = "\(e)"
+        expect(!text.isEmpty, "empty description for \(String(reflecting: e))")
+        expect(!(e.errorDescription ?? "").isEmpty, "empty errorDescription")
     }
 }
 

@@ -118,7 +118,7 @@ pub fn parse<T: serde::de::DeserializeOwned>(resp: Response) -> T {
 pub fn expect_error(resp: Response, status: u16, code: &str) -> ErrorBody {
     assert_eq!(resp.status().as_u16(), status, "status");
     let body: ErrorBody = parse(resp);
-    assert_eq!(body.error, code, "error code ({})", body.message);
+    assert_eq!(body.error.as_str(), code, "error code ({})", body.message);
     body
 }
 

@@ -124,5 +124,8 @@ fun describe(e: CrewSafeException): String = when (e) {
     is CrewSafeException.CertificateRejected -> "The server certificate is not trusted: ${e.reason}"
     is CrewSafeException.HostFailed -> "The token provider failed: ${e.reason}"
     is CrewSafeException.Closed -> "The store is closed."
+    is CrewSafeException.InvalidDeviceToken -> "The device token is damaged (a space or line break?): enroll the device again."
+    is CrewSafeException.ServerRejectedRequest ->
+        "The server refused the upload (HTTP ${e.status}): check the server address. Alarms stay queued."
     else -> e.message ?: e::class.java.simpleName
 }
