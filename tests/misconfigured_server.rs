@@ -307,6 +307,18 @@ fn when_every_record_alone_is_refused_nothing_is_wedged() {
     assert_eq!((c.sos, c.wedged), (2, 0), "{c:?}");
     // The follow-up was held back with its SOS, never sent alone ahead of it.
     assert!(e.server.all_ids().is_empty());
+    let attempts = |id: &str| {
+        e.t.store
+            .list_records()
+            .unwrap()
+            .into_iter()
+            .find(|r| r.id == id)
+            .unwrap()
+            .attempts
+    };
+    // Both went in the first batch; the SOS alone once more; the follow-up never alone.
+    assert_eq!(e.server.srv().batch_requests(), 2);
+    assert_eq!((attempts(&a.id), attempts(&l.id)), (2, 1));
     e.server.srv().faults().clear();
     e.sync_until_delivered(Duration::from_secs(10));
     e.assert_delivered_once(&[a.id, l.id]);

@@ -359,6 +359,19 @@ impl Db {
         self.numbered(state_changes(records.to_vec(), SyncState::Sending))
     }
 
+    /// Counts a record in flight without sending it (and without telling listeners), so that
+    /// reads pass it: a follow-up held back with its SOS.
+    pub fn hold(&mut self, id: &str, kind: RecordKind) {
+        self.in_flight.insert(id.to_string(), kind);
+    }
+
+    /// Ends [`Db::hold`]: the records are read again, and no attempt is counted.
+    pub fn unhold(&mut self, ids: &[String]) {
+        for id in ids {
+            self.in_flight.remove(id);
+        }
+    }
+
     /// Puts records of a failed or unanswered upload back in the queue (they never left it
     /// on disk); the attempt is counted. Ids not in flight are ignored.
     pub fn requeue(&mut self, ids: &[String]) -> Result<Vec<RecordChange>> {

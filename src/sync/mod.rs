@@ -286,13 +286,15 @@ enum Read {
 const MAX_SUSPECTS: usize = 3;
 
 /// A lane's records that the server refused alone as a whole request (400/422), held back (in
-/// flight, unsent) until the run shows whether the server accepts other records, with the
-/// follow-ups of those records.
+/// flight, not sent again) until the run shows whether the server accepts other records, with
+/// the follow-ups of those records (held back unsent).
 #[derive(Default)]
 struct Suspects {
     /// Refused alone, in order.
     refused: Vec<String>,
-    /// Held back with them: the refused ones and their follow-ups.
+    /// Follow-ups of refused records, never sent in this run.
+    followers: Vec<String>,
+    /// Both of the above: a row whose parent is in here is held back too.
     held: std::collections::HashSet<String>,
     /// The status of the last refusal.
     status: u16,
@@ -619,10 +621,15 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Puts held-back records back in the queue, unjudged.
+    /// Puts held-back records back in the queue, unjudged (only the refused ones count an
+    /// attempt: their followers were never sent).
     fn release(&self, suspects: &Suspects) -> Result<(), SyncError> {
-        let held: Vec<String> = suspects.held.iter().cloned().collect();
-        self.requeue(&held)
+        self.requeue(&suspects.refused)?;
+        self.shared.db(|db| {
+            db.unhold(&suspects.followers);
+            Ok(())
+        })?;
+        Ok(())
     }
 
     /// The server accepts other records: the ones it refused alone are wedged, and their
@@ -631,11 +638,10 @@ impl Run<'_> {
         let refused = std::mem::take(&mut suspects.refused);
         self.requeue(&refused)?;
         for id in &refused {
-            suspects.held.remove(id);
             self.wedge(id, refused_alone(suspects.status))?;
         }
         self.release(suspects)?;
-        suspects.held.clear();
+        *suspects = Suspects::default();
         Ok(())
     }
 
@@ -779,10 +785,13 @@ impl Run<'_> {
                 Read::Empty => return Ok(None),
                 Read::Batch(batch) => return Ok(Some(batch)),
                 Read::Held(id, kind) => {
-                    // In flight without being sent: reads pass it. No listener hears of it.
-                    self.shared
-                        .db(|db| Ok(db.mark_sending(&[(id.clone(), kind)])))?;
-                    suspects.held.insert(id);
+                    // Counted in flight without being sent, so reads pass it.
+                    self.shared.db(|db| {
+                        db.hold(&id, kind);
+                        Ok(())
+                    })?;
+                    suspects.held.insert(id.clone());
+                    suspects.followers.push(id);
                 }
                 Read::Unreadable(id, why) => {
                     log::warn!("record {id} cannot be read on this phone: {why}");
