@@ -52,11 +52,20 @@ pub enum CrewSafeError {
         current_revision: u64,
     },
     /// The operation is not allowed in the record's current state (for example cancelling an
-    /// SOS twice). Nothing was changed.
+    /// SOS twice, or `sync_now` called from inside one of the store's own callbacks). Nothing
+    /// was changed.
     #[error("not allowed: {reason}")]
     InvalidState {
         /// Which rule was violated.
         reason: String,
+    },
+    /// The record was delivered and its content was purged from this phone after the
+    /// retention period (`SyncConfig.retention_days`, or `purge_delivered`); its id and states
+    /// stay. The server holds the content.
+    #[error("the content of record {id} was purged after delivery")]
+    ContentPurged {
+        /// The record's id.
+        id: String,
     },
     /// The database was written by a newer CrewSafe. Update the app; the file was not touched.
     #[error("database schema version {found} is newer than this library supports ({supported})")]
@@ -232,6 +241,12 @@ pub enum StoreError {
         /// Supported version.
         supported: u32,
     },
+    /// The record's content was purged after delivery (retention).
+    #[error("the content of record {id} was purged after delivery")]
+    Purged {
+        /// Record id.
+        id: String,
+    },
     /// The store was closed.
     #[error("closed")]
     Closed,
@@ -270,6 +285,11 @@ impl From<StoreError> for CrewSafeError {
                     reason: "the database file is damaged".into(),
                 }
             }
+            StoreError::Sql(rusqlite::Error::FromSqlConversionFailure(..)) => {
+                CrewSafeError::Corrupted {
+                    reason: "a stored value is not one this build knows".into(),
+                }
+            }
             StoreError::Damaged(reason) => CrewSafeError::Corrupted {
                 reason: reason.into(),
             },
@@ -299,6 +319,7 @@ impl From<StoreError> for CrewSafeError {
             },
             StoreError::Conflict(current_revision) => CrewSafeError::Conflict { current_revision },
             StoreError::State(reason) => CrewSafeError::InvalidState { reason },
+            StoreError::Purged { id } => CrewSafeError::ContentPurged { id },
             StoreError::WrongKey => CrewSafeError::wrong_key(),
             StoreError::SchemaTooNew { found, supported } => {
                 CrewSafeError::SchemaTooNew { found, supported }

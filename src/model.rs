@@ -7,9 +7,102 @@
 
 use std::time::{Duration, SystemTime};
 
+use crewsafe_protocol as proto;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StoreError};
+
+/// Exhaustive conversions both ways between an exported enum and its twin in the protocol's
+/// vocabulary (same variant names): a variant added on either side without the other does not
+/// compile. Stored content is serialized through the protocol's spelling, so the words at rest
+/// and on the wire are the same, defined once.
+macro_rules! same_words {
+    ($model:ident, $proto:ident { $($v:ident),+ $(,)? }) => {
+        impl From<$model> for proto::$proto {
+            fn from(v: $model) -> Self {
+                match v {
+                    $( $model::$v => proto::$proto::$v, )+
+                }
+            }
+        }
+
+        impl From<proto::$proto> for $model {
+            fn from(v: proto::$proto) -> Self {
+                match v {
+                    $( proto::$proto::$v => $model::$v, )+
+                }
+            }
+        }
+    };
+}
+
+same_words!(
+    RecordKind,
+    Kind {
+        Sos,
+        SosLocation,
+        SosCancel,
+        IncidentReport
+    }
+);
+same_words!(Lane, Lane { Sos, Report });
+same_words!(
+    DispatchStatus,
+    DispatchStatus {
+        Delivered,
+        Acknowledged,
+        Resolved
+    }
+);
+same_words!(
+    LocationProvider,
+    LocationProvider {
+        Gps,
+        Network,
+        Fused,
+        Manual
+    }
+);
+same_words!(
+    CancelReason,
+    CancelReason {
+        FalseAlarm,
+        ThreatOver,
+        HelpArrived,
+        Other
+    }
+);
+same_words!(
+    StaffRole,
+    StaffRole {
+        Doctor,
+        Paramedic,
+        Nurse,
+        Driver,
+        Other
+    }
+);
+same_words!(
+    Severity,
+    Severity {
+        Low,
+        Moderate,
+        Serious,
+        Critical
+    }
+);
+same_words!(
+    IncidentKind,
+    IncidentKind {
+        VerbalAbuse,
+        Threat,
+        PhysicalAssault,
+        ArmedAssault,
+        DamageToVehicleOrEquipment,
+        ObstructionOfCrew,
+        Other,
+    }
+);
 
 /// Longest identifier-like text (device, crew, staff ids, police and dispatch numbers).
 pub const MAX_ID_CHARS: usize = 64;
@@ -31,7 +124,7 @@ pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(10 * 60);
 
 /// Where a location fix came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
-#[serde(rename_all = "snake_case")]
+#[serde(into = "proto::LocationProvider", from = "proto::LocationProvider")]
 pub enum LocationProvider {
     /// Satellite fix.
     Gps,
@@ -133,7 +226,7 @@ pub enum SosState {
 
 /// Why an SOS was cancelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
-#[serde(rename_all = "snake_case")]
+#[serde(into = "proto::CancelReason", from = "proto::CancelReason")]
 pub enum CancelReason {
     /// Pressed by mistake.
     FalseAlarm,
@@ -204,7 +297,7 @@ pub struct Sos {
 
 /// Kinds of violence against a crew.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
-#[serde(rename_all = "snake_case")]
+#[serde(into = "proto::IncidentKind", from = "proto::IncidentKind")]
 pub enum IncidentKind {
     /// Insults, shouting.
     VerbalAbuse,
@@ -224,7 +317,7 @@ pub enum IncidentKind {
 
 /// How serious the incident was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
-#[serde(rename_all = "snake_case")]
+#[serde(into = "proto::Severity", from = "proto::Severity")]
 pub enum Severity {
     /// No harm, no lasting risk.
     Low,
@@ -238,7 +331,7 @@ pub enum Severity {
 
 /// Role of a harmed staff member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
-#[serde(rename_all = "snake_case")]
+#[serde(into = "proto::StaffRole", from = "proto::StaffRole")]
 pub enum StaffRole {
     /// Physician.
     Doctor,

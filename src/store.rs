@@ -109,6 +109,11 @@ impl CrewStore {
         self.shared.signal.stop();
         let handle = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(h) = handle {
+            if h.thread().id() == std::thread::current().id() {
+                // Called from one of the store's callbacks on the worker's own thread: it
+                // cannot wait for itself; it ends as soon as that callback returns.
+                return;
+            }
             let _ = h.join();
         }
     }
@@ -397,6 +402,7 @@ pub fn debug_every_error() -> Vec<CrewSafeError> {
             current_revision: 2,
         },
         CrewSafeError::InvalidState { reason: text() },
+        CrewSafeError::ContentPurged { id: "id".into() },
         CrewSafeError::SchemaTooNew {
             found: 9,
             supported: 3,
@@ -421,6 +427,7 @@ pub fn debug_every_error() -> Vec<CrewSafeError> {
             | CrewSafeError::NotFound { .. }
             | CrewSafeError::Conflict { .. }
             | CrewSafeError::InvalidState { .. }
+            | CrewSafeError::ContentPurged { .. }
             | CrewSafeError::SchemaTooNew { .. }
             | CrewSafeError::Corrupted { .. }
             | CrewSafeError::Storage { .. }

@@ -71,7 +71,7 @@ fn foreign_or_garbage_files_are_typed_errors() {
         .unwrap();
     assert!(matches!(
         CrewStore::open(other.to_string_lossy().into(), generate_data_key()),
-        Err(CrewSafeError::InvalidState { .. })
+        Err(CrewSafeError::Corrupted { .. })
     ));
     let garbage = dir.path().join("garbage.db");
     std::fs::write(&garbage, vec![0x5a; 8192]).unwrap();

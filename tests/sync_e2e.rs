@@ -532,10 +532,10 @@ fn delivered_content_is_purged_on_request_ids_and_states_stay() {
     assert!(e.t.store.get_sos(sos[0].clone()).is_ok());
     assert_eq!(e.t.store.purge_delivered(7).unwrap(), 0);
     assert_eq!(e.t.store.purge_delivered(0).unwrap(), 5);
-    assert!(matches!(
-        e.t.store.get_sos(sos[0].clone()),
-        Err(CrewSafeError::InvalidState { .. })
-    ));
+    assert_eq!(
+        e.t.store.get_sos(sos[0].clone()).err(),
+        Some(CrewSafeError::ContentPurged { id: sos[0].clone() })
+    );
     let list = e.t.store.list_records().unwrap();
     assert_eq!(list.len(), 6);
     for q in &list {

@@ -8,6 +8,13 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+mod vocab;
+
+pub use vocab::{
+    CancelReason, DispatchStatus, IncidentKind, ItemStatus, Kind, Lane, LocationProvider, Severity,
+    StaffRole, UnknownWord, Vocabulary,
+};
+
 /// Protocol version carried in every request body.
 pub const PROTOCOL_VERSION: u32 = 1;
 /// Path of the batch upload.
@@ -19,49 +26,11 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// Most records the reference server accepts in one batch (413 above).
 pub const MAX_BATCH_RECORDS: usize = 1000;
 
-/// What a record is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// An SOS alarm.
-    Sos,
-    /// A follow-up position for an SOS.
-    SosLocation,
-    /// The cancellation of an SOS.
-    SosCancel,
-    /// An incident report.
-    IncidentReport,
-}
-
-impl Kind {
-    /// The lane this kind must travel in.
-    pub fn lane(self) -> Lane {
-        match self {
-            Kind::IncidentReport => Lane::Report,
-            _ => Lane::Sos,
-        }
-    }
-
-    /// Whether this kind refers to a parent SOS.
-    pub fn needs_parent(self) -> bool {
-        matches!(self, Kind::SosLocation | Kind::SosCancel)
-    }
-}
-
-/// Delivery lane.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Lane {
-    /// SOS alarms and follow-ups: always first.
-    Sos,
-    /// Incident reports.
-    Report,
-}
-
-/// One record in a batch.
+/// One record in a batch. `C` is the content: a JSON tree when decoding (its shape depends on
+/// `kind`: see the content types below), or a typed content when a client encodes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct WireRecord {
+pub struct WireRecord<C = serde_json::Value> {
     /// Client-generated UUID.
     pub id: String,
     /// Record kind.
@@ -73,8 +42,8 @@ pub struct WireRecord {
     pub parent_id: Option<String>,
     /// Device wall-clock time when the record was made.
     pub device_time: DateTime<Utc>,
-    /// The content; its shape depends on `kind` (see the content types below).
-    pub content: serde_json::Value,
+    /// The content.
+    pub content: C,
 }
 
 /// Body of `POST /v1/records:batch`.
@@ -85,20 +54,6 @@ pub struct BatchRequest {
     pub protocol: u32,
     /// Records in upload order.
     pub records: Vec<WireRecord>,
-}
-
-/// Outcome for one record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ItemStatus {
-    /// Stored now.
-    Accepted,
-    /// Already stored with the same content: same answer as the first time.
-    Duplicate,
-    /// Already stored with different content: permanent failure.
-    Conflict,
-    /// Refused by validation: permanent failure; `reason` says why.
-    Rejected,
 }
 
 /// Result for one record of a batch.
@@ -132,18 +87,6 @@ pub struct SosStatusRequest {
     pub protocol: u32,
     /// Ids of SOS alarms this device sent.
     pub ids: Vec<String>,
-}
-
-/// How far dispatch has got with an SOS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DispatchStatus {
-    /// Stored on the server; no dispatcher has looked yet.
-    Delivered,
-    /// A dispatcher has seen the alarm.
-    Acknowledged,
-    /// Dispatch closed the alarm.
-    Resolved,
 }
 
 /// Status of one SOS.
@@ -256,8 +199,8 @@ pub struct Location {
     /// Metres.
     #[serde(default)]
     pub altitude_m: Option<f64>,
-    /// `gps`, `network`, `fused` or `manual`.
-    pub provider: String,
+    /// Where the fix came from.
+    pub provider: LocationProvider,
     /// When the fix was taken.
     pub fixed_at: DateTime<Utc>,
 }
@@ -292,8 +235,8 @@ pub struct SosLocationContent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SosCancelContent {
-    /// `false_alarm`, `threat_over`, `help_arrived` or `other`.
-    pub reason: String,
+    /// Why.
+    pub reason: CancelReason,
     /// Short note.
     #[serde(default)]
     pub note: Option<String>,
@@ -305,8 +248,8 @@ pub struct SosCancelContent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Harmed {
-    /// `doctor`, `paramedic`, `nurse`, `driver` or `other`.
-    pub role: String,
+    /// Role.
+    pub role: StaffRole,
     /// Name.
     #[serde(default)]
     pub name: Option<String>,
@@ -340,11 +283,10 @@ pub struct ReportContent {
     /// Where, as text.
     #[serde(default)]
     pub address: Option<String>,
-    /// `verbal_abuse`, `threat`, `physical_assault`, `armed_assault`,
-    /// `damage_to_vehicle_or_equipment`, `obstruction_of_crew` or `other`.
-    pub kind: String,
-    /// `low`, `moderate`, `serious` or `critical`.
-    pub severity: String,
+    /// What happened.
+    pub kind: IncidentKind,
+    /// How serious it was.
+    pub severity: Severity,
     /// Harmed staff.
     #[serde(default)]
     pub staff_harmed: Vec<Harmed>,
@@ -396,6 +338,58 @@ fn malformed(e: serde_json::Error) -> DecodeError {
     ))
 }
 
+/// A batch request body built from records already serialized as JSON (a client adds them one
+/// by one up to its size cap): the envelope of [`BatchRequest`] with [`PROTOCOL_VERSION`].
+#[derive(Debug, Clone)]
+pub struct BatchBody {
+    bytes: Vec<u8>,
+    records: usize,
+}
+
+/// Bytes [`BatchBody::finish`] adds at the end.
+const BATCH_BODY_END: &[u8] = b"]}";
+
+impl BatchBody {
+    /// An empty batch.
+    pub fn new() -> Self {
+        BatchBody {
+            bytes: format!(r#"{{"protocol":{PROTOCOL_VERSION},"records":["#).into_bytes(),
+            records: 0,
+        }
+    }
+
+    /// How many records it holds.
+    pub fn records(&self) -> usize {
+        self.records
+    }
+
+    /// The size of the finished body if a record of `record_len` bytes were added.
+    pub fn len_with(&self, record_len: usize) -> usize {
+        self.bytes.len() + usize::from(self.records > 0) + record_len + BATCH_BODY_END.len()
+    }
+
+    /// Adds one record, serialized as a [`WireRecord`].
+    pub fn push(&mut self, record_json: &[u8]) {
+        if self.records > 0 {
+            self.bytes.push(b',');
+        }
+        self.bytes.extend_from_slice(record_json);
+        self.records += 1;
+    }
+
+    /// The finished body.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.bytes.extend_from_slice(BATCH_BODY_END);
+        self.bytes
+    }
+}
+
+impl Default for BatchBody {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Decodes a batch request body.
 pub fn decode_batch_request(body: &[u8]) -> Result<BatchRequest, DecodeError> {
     let req: BatchRequest = serde_json::from_slice(body).map_err(malformed)?;
@@ -444,8 +438,8 @@ pub const TEST_FAULTS_PATH: &str = "/test/faults";
 /// Where a cancelled SOS stands, as dispatch sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DispatchCancel {
-    /// `false_alarm`, `threat_over`, `help_arrived` or `other`.
-    pub reason: String,
+    /// Why.
+    pub reason: CancelReason,
     /// Short note.
     #[serde(default)]
     pub note: Option<String>,
@@ -561,6 +555,34 @@ pub struct TestFaultsState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_body_is_a_batch_request() {
+        let rec = |id: &str| WireRecord {
+            id: id.into(),
+            kind: Kind::Sos,
+            lane: Lane::Sos,
+            parent_id: None,
+            device_time: Utc::now(),
+            content: serde_json::json!({"x": 1}),
+        };
+        let mut body = BatchBody::new();
+        assert_eq!(
+            decode_batch_request(&body.clone().finish())
+                .unwrap()
+                .records,
+            vec![]
+        );
+        let (a, b) = (rec("a"), rec("b"));
+        let json_a = serde_json::to_vec(&a).unwrap();
+        let expected = body.len_with(json_a.len());
+        body.push(&json_a);
+        assert_eq!(body.clone().finish().len(), expected);
+        body.push(&serde_json::to_vec(&b).unwrap());
+        let req = decode_batch_request(&body.finish()).unwrap();
+        assert_eq!(req.protocol, PROTOCOL_VERSION);
+        assert_eq!(req.records, vec![a, b]);
+    }
 
     #[test]
     fn retry_after_forms() {

@@ -31,96 +31,21 @@ use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
 
+mod canonical;
+mod config;
+mod error;
 mod faults;
 mod http;
 mod net;
-mod store;
+mod storage;
 mod validate;
 
+pub use config::{ServerConfig, TlsConfig};
 pub use crewsafe_protocol as protocol;
 pub use crewsafe_protocol::{DispatchSos, DispatchStatus, TestFault, TestFaultsState};
+pub use error::{Result, ServerError};
 pub use faults::Faults;
-pub use store::{ServerStore, StoredRecord, StoredSosState, POISON_REASON};
-
-/// Errors of the server library.
-#[derive(Debug, thiserror::Error)]
-pub enum ServerError {
-    /// SQLite failed.
-    #[error("database: {0}")]
-    Db(#[from] rusqlite::Error),
-    /// Binding the socket or starting the runtime failed.
-    #[error("I/O: {0}")]
-    Io(#[from] std::io::Error),
-    /// The certificate or key could not be loaded.
-    #[error("TLS: {0}")]
-    Tls(String),
-    /// Unusable configuration or database.
-    #[error("configuration: {0}")]
-    Config(String),
-    /// A bad argument, e.g. an empty device id.
-    #[error("invalid input: {0}")]
-    InvalidInput(String),
-    /// Stored data could not be read back.
-    #[error("corrupt database: {0}")]
-    Corrupt(String),
-    /// JSON encoding failed.
-    #[error("JSON: {0}")]
-    Json(#[from] serde_json::Error),
-}
-
-/// Result with [`ServerError`].
-pub type Result<T, E = ServerError> = std::result::Result<T, E>;
-
-/// PEM files for HTTPS.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsConfig {
-    /// Certificate chain, leaf first.
-    pub cert_pem: PathBuf,
-    /// Private key (PKCS#8, PKCS#1 or SEC1).
-    pub key_pem: PathBuf,
-}
-
-/// How to run the server. A plain struct; [`ServerConfig::new`] and the `with_*` methods are
-/// shortcuts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerConfig {
-    /// SQLite file (created if missing).
-    pub db_path: PathBuf,
-    /// Address to listen on; port 0 picks a free port (see [`RunningServer::addr`]).
-    pub listen: SocketAddr,
-    /// Serve HTTPS with this certificate instead of plain HTTP.
-    pub tls: Option<TlsConfig>,
-    /// Enable the test fault mode ([`RunningServer::faults`] and `/test/faults`). Never in
-    /// production.
-    pub test_faults: bool,
-}
-
-impl ServerConfig {
-    /// Plain HTTP, no test faults.
-    pub fn new(db_path: impl Into<PathBuf>, listen: SocketAddr) -> Self {
-        Self {
-            db_path: db_path.into(),
-            listen,
-            tls: None,
-            test_faults: false,
-        }
-    }
-
-    /// Serves HTTPS with these PEM files.
-    pub fn with_tls(mut self, cert_pem: impl Into<PathBuf>, key_pem: impl Into<PathBuf>) -> Self {
-        self.tls = Some(TlsConfig {
-            cert_pem: cert_pem.into(),
-            key_pem: key_pem.into(),
-        });
-        self
-    }
-
-    /// Turns the test fault mode on.
-    pub fn with_test_faults(mut self) -> Self {
-        self.test_faults = true;
-        self
-    }
-}
+pub use storage::{ServerStore, StoredRecord, StoredSosState, POISON_REASON};
 
 /// A server running on its own thread and tokio runtime. Stops on [`RunningServer::shutdown`]
 /// or when dropped.
@@ -140,14 +65,14 @@ pub struct RunningServer {
 /// Opens (creating if needed) the database and loads the TLS files first, so configuration
 /// errors come back here.
 pub fn start(config: ServerConfig) -> Result<RunningServer> {
-    let db = Arc::new(store::Db::open(&config.db_path)?);
+    let storage = Arc::new(storage::Storage::open(&config.db_path)?);
     let tls = config.tls.as_ref().map(net::load_tls).transpose()?;
     let listener = std::net::TcpListener::bind(config.listen)?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let faults = Arc::new(Faults::default());
     let router = http::router(http::AppState {
-        db,
+        storage,
         faults: faults.clone(),
         test_faults: config.test_faults,
     });
@@ -289,13 +214,11 @@ impl Drop for RunningServer {
 /// returns its bearer token: 32 random bytes, base64url without padding. Only the token's
 /// SHA-256 is stored. Safe while the server runs.
 pub fn enroll_device(db_path: impl AsRef<Path>, device_id: &str) -> Result<String> {
-    let conn = store::open_connection(db_path.as_ref())?;
-    store::enroll_device_conn(&conn, device_id)
+    storage::enroll_device(db_path.as_ref(), device_id)
 }
 
 /// Enrolls (or re-enrolls, replacing its token) a dispatcher by name and returns its bearer
 /// token. Safe while the server runs.
 pub fn enroll_dispatcher(db_path: impl AsRef<Path>, name: &str) -> Result<String> {
-    let conn = store::open_connection(db_path.as_ref())?;
-    store::enroll_dispatcher_conn(&conn, name)
+    storage::enroll_dispatcher(db_path.as_ref(), name)
 }

@@ -13,8 +13,9 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
+use crate::config::TlsConfig;
+use crate::error::{Result, ServerError};
 use crate::http::ConnKill;
-use crate::{Result, ServerError, TlsConfig};
 
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

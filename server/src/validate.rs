@@ -1,31 +1,15 @@
 //! Validation of one record against the protocol rules that need no database.
 //!
-//! Reasons name the field that failed and the rule, never the value that was sent.
+//! Content is checked by decoding it into its kind's type, so every enum-valued field
+//! (provider, cancel reason, role, incident kind, severity) is checked against the protocol's
+//! one vocabulary. Reasons name the field that failed and the rule, never the value that was
+//! sent.
 
 use crewsafe_protocol::{
-    Crew, Kind, Location, ReportContent, SosCancelContent, SosContent, SosLocationContent,
-    WireRecord,
+    CancelReason, Crew, IncidentKind, Kind, Location, LocationProvider, ReportContent, Severity,
+    SosCancelContent, SosContent, SosLocationContent, StaffRole, Vocabulary, WireRecord,
 };
 use serde::de::DeserializeOwned;
-
-/// Allowed `Location::provider` values.
-pub const PROVIDERS: &[&str] = &["gps", "network", "fused", "manual"];
-/// Allowed `SosCancelContent::reason` values.
-pub const CANCEL_REASONS: &[&str] = &["false_alarm", "threat_over", "help_arrived", "other"];
-/// Allowed `Harmed::role` values.
-pub const ROLES: &[&str] = &["doctor", "paramedic", "nurse", "driver", "other"];
-/// Allowed `ReportContent::kind` values.
-pub const REPORT_KINDS: &[&str] = &[
-    "verbal_abuse",
-    "threat",
-    "physical_assault",
-    "armed_assault",
-    "damage_to_vehicle_or_equipment",
-    "obstruction_of_crew",
-    "other",
-];
-/// Allowed `ReportContent::severity` values.
-pub const SEVERITIES: &[&str] = &["low", "moderate", "serious", "critical"];
 
 /// Field names of the content types: the only map keys a reason may quote.
 const KNOWN_FIELDS: &[&str] = &[
@@ -77,25 +61,15 @@ pub fn validate(record: &WireRecord, device_id: &str) -> Result<(), String> {
     }
     let kind = record.kind;
     if record.lane != kind.lane() {
-        return Err(format!(
-            "lane: must be {} for kind {}",
-            lane_name(kind),
-            kind_name(kind)
-        ));
+        return Err(format!("lane: must be {} for kind {kind}", kind.lane()));
     }
     match (&record.parent_id, kind.needs_parent()) {
         (None, true) => {
             return Err(format!(
-                "parent_id: required for kind {} (the id of the SOS)",
-                kind_name(kind)
+                "parent_id: required for kind {kind} (the id of the SOS)"
             ))
         }
-        (Some(_), false) => {
-            return Err(format!(
-                "parent_id: not allowed for kind {}",
-                kind_name(kind)
-            ))
-        }
+        (Some(_), false) => return Err(format!("parent_id: not allowed for kind {kind}")),
         (Some(parent), true) if !is_uuid(parent) => {
             return Err("parent_id: must be a UUID".into());
         }
@@ -114,19 +88,14 @@ pub fn validate(record: &WireRecord, device_id: &str) -> Result<(), String> {
             check_location(&c.location, "content.location")?;
         }
         Kind::SosCancel => {
-            let c: SosCancelContent = decode(&record.content)?;
-            one_of(&c.reason, CANCEL_REASONS, "content.reason")?;
+            // Its reason is a word of the vocabulary, checked by decoding.
+            decode::<SosCancelContent>(&record.content)?;
         }
         Kind::IncidentReport => {
             let c: ReportContent = decode(&record.content)?;
             check_crew(&c.crew, device_id)?;
             if let Some(loc) = &c.location {
                 check_location(loc, "content.location")?;
-            }
-            one_of(&c.kind, REPORT_KINDS, "content.kind")?;
-            one_of(&c.severity, SEVERITIES, "content.severity")?;
-            for (i, h) in c.staff_harmed.iter().enumerate() {
-                one_of(&h.role, ROLES, &format!("content.staff_harmed[{i}].role"))?;
             }
             for (i, w) in c.witnesses.iter().enumerate() {
                 non_empty(&w.name, &format!("content.witnesses[{i}].name"))?;
@@ -135,23 +104,6 @@ pub fn validate(record: &WireRecord, device_id: &str) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// The snake_case wire name of a kind.
-pub fn kind_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Sos => "sos",
-        Kind::SosLocation => "sos_location",
-        Kind::SosCancel => "sos_cancel",
-        Kind::IncidentReport => "incident_report",
-    }
-}
-
-fn lane_name(kind: Kind) -> &'static str {
-    match kind.lane() {
-        crewsafe_protocol::Lane::Sos => "sos",
-        crewsafe_protocol::Lane::Report => "report",
-    }
 }
 
 fn check_crew(crew: &Crew, device_id: &str) -> Result<(), String> {
@@ -178,7 +130,7 @@ fn check_location(loc: &Location, at: &str) -> Result<(), String> {
             return Err(format!("{at}.altitude_m: must be a finite number"));
         }
     }
-    one_of(&loc.provider, PROVIDERS, &format!("{at}.provider"))
+    Ok(())
 }
 
 fn non_empty(value: &str, at: &str) -> Result<(), String> {
@@ -186,14 +138,6 @@ fn non_empty(value: &str, at: &str) -> Result<(), String> {
         return Err(format!("{at}: must not be empty"));
     }
     Ok(())
-}
-
-fn one_of(value: &str, allowed: &[&str], at: &str) -> Result<(), String> {
-    if allowed.contains(&value) {
-        Ok(())
-    } else {
-        Err(format!("{at}: must be one of {}", allowed.join(", ")))
-    }
 }
 
 /// Decodes content into its kind's type; the error names the field path and the category of
@@ -232,12 +176,35 @@ fn decode<T: DeserializeOwned>(content: &serde_json::Value) -> Result<T, String>
             }
         } else if unknown_field {
             "unknown field".to_string()
+        } else if let Some(words) = vocabulary_words(&inner) {
+            format!("must be one of {words}")
         } else if inner.starts_with("invalid type") {
             "wrong type".to_string()
         } else {
             "invalid value".to_string()
         };
         format!("content{}: {category}", segments.concat())
+    })
+}
+
+/// If `message` is how the protocol refuses a word outside one of the content's vocabulary
+/// enums, that enum's words, comma-separated.
+fn vocabulary_words(message: &str) -> Option<String> {
+    words_if_unknown::<LocationProvider>(message)
+        .or_else(|| words_if_unknown::<CancelReason>(message))
+        .or_else(|| words_if_unknown::<StaffRole>(message))
+        .or_else(|| words_if_unknown::<IncidentKind>(message))
+        .or_else(|| words_if_unknown::<Severity>(message))
+}
+
+/// The words of `T` if `message` is its refusal of an unknown word (the protocol's
+/// deserializers fail with the message of [`crewsafe_protocol::UnknownWord`]).
+fn words_if_unknown<T: Vocabulary>(message: &str) -> Option<String> {
+    // No vocabulary has an empty word: this is the enum's own refusal.
+    let refusal = "".parse::<T>().err()?.to_string();
+    (message == refusal).then(|| {
+        let words: Vec<&str> = T::ALL.iter().map(|w| w.as_str()).collect();
+        words.join(", ")
     })
 }
 
@@ -277,6 +244,61 @@ mod tests {
         }
         let reason = validate(&sos(json!({"crew": {"device_id": "d"}})), "d").unwrap_err();
         assert_eq!(reason, "content.crew: missing field crew_id");
+    }
+
+    #[test]
+    fn unknown_words_list_their_vocabulary() {
+        let t = "2026-01-01T00:00:00Z";
+        let crew = json!({"device_id": "d", "crew_id": "c"});
+        let loc = json!({"latitude": 1.0, "longitude": 2.0, "accuracy_m": 3.0,
+                         "provider": "SECRET", "fixed_at": t});
+        let mut rec = sos(json!({"crew": crew, "raised_at": t, "location": loc}));
+        assert_eq!(
+            validate(&rec, "d").unwrap_err(),
+            "content.location.provider: must be one of gps, network, fused, manual"
+        );
+        rec.kind = Kind::SosCancel;
+        rec.parent_id = Some(rec.id.clone());
+        rec.content = json!({"reason": "SECRET", "cancelled_at": t});
+        assert_eq!(
+            validate(&rec, "d").unwrap_err(),
+            "content.reason: must be one of false_alarm, threat_over, help_arrived, other"
+        );
+        rec.kind = Kind::IncidentReport;
+        rec.lane = Lane::Report;
+        rec.parent_id = None;
+        let report = |kind: &str, severity: &str, role: &str| {
+            json!({"crew": crew, "occurred_at": t, "kind": kind, "severity": severity,
+                   "staff_harmed": [{"role": role}], "police_called": false,
+                   "narrative": "n", "created_at": t, "finalized_at": t})
+        };
+        rec.content = report("threat", "low", "driver");
+        assert_eq!(validate(&rec, "d"), Ok(()));
+        for (content, reason) in [
+            (
+                report("SECRET", "low", "driver"),
+                "content.kind: must be one of verbal_abuse, threat, physical_assault, \
+                 armed_assault, damage_to_vehicle_or_equipment, obstruction_of_crew, other",
+            ),
+            (
+                report("threat", "SECRET", "driver"),
+                "content.severity: must be one of low, moderate, serious, critical",
+            ),
+            (
+                report("threat", "low", "SECRET"),
+                "content.staff_harmed[0].role: must be one of doctor, paramedic, nurse, \
+                 driver, other",
+            ),
+        ] {
+            rec.content = content;
+            assert_eq!(validate(&rec, "d").unwrap_err(), reason);
+        }
+        rec.content = report("threat", "low", "driver");
+        rec.content["severity"] = json!(5);
+        assert_eq!(
+            validate(&rec, "d").unwrap_err(),
+            "content.severity: wrong type"
+        );
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use common::*;
 use crewsafe_server::protocol::{
-    DispatchSos, DispatchSosList, DispatchStatus, ItemStatus, Kind, Lane, SosStatusResponse,
-    MAX_BATCH_RECORDS, MAX_BODY_BYTES,
+    CancelReason, DispatchSos, DispatchSosList, DispatchStatus, ItemStatus, Kind, Lane,
+    SosStatusResponse, MAX_BATCH_RECORDS, MAX_BODY_BYTES,
 };
 use crewsafe_server::{enroll_device, enroll_dispatcher};
 use serde_json::{json, Value};
@@ -63,6 +63,29 @@ fn accepted_then_duplicate_with_the_original_received_at() {
     assert_eq!(store.record_count().unwrap(), 2);
     assert_eq!(store.count_of(&id_of(&s)).unwrap(), 1);
     assert_eq!(store.count_of(&id_of(&r)).unwrap(), 1);
+}
+
+#[test]
+fn ids_are_stored_and_compared_in_lower_case_and_answered_as_sent() {
+    let env = Env::start();
+    let mut s = sos();
+    let lower = id_of(&s);
+    let upper = lower.to_uppercase();
+    s["id"] = json!(upper);
+    let mut l = sos_location(&upper, 51.2, "2026-11-25T08:00:01Z");
+    let first = env.batch(&[s.clone(), l.clone()]);
+    expect_item(&first[0], &upper, ItemStatus::Accepted);
+    expect_item(&first[1], &id_of(&l), ItemStatus::Accepted);
+    let stored = env.store().records().unwrap();
+    assert_eq!(stored[0].id, lower);
+    assert_eq!(stored[1].parent_id.as_deref(), Some(lower.as_str()));
+    // The same record with its id in lower case is the same record.
+    s["id"] = json!(lower);
+    l["parent_id"] = json!(lower);
+    let again = env.batch(&[s, l.clone()]);
+    expect_item(&again[0], &lower, ItemStatus::Duplicate);
+    expect_item(&again[1], &id_of(&l), ItemStatus::Duplicate);
+    assert_eq!(env.store().count_of(&lower).unwrap(), 1);
 }
 
 #[test]
@@ -561,7 +584,10 @@ fn dispatchers_list_alarms_with_latest_position_and_cancellation() {
     assert_eq!(all.sos[0].location.as_ref().unwrap().latitude, 50.6);
     assert!(all.sos[0].cancel.is_none());
     assert_eq!(all.sos[1].id, bid);
-    assert_eq!(all.sos[1].cancel.as_ref().unwrap().reason, "help_arrived");
+    assert_eq!(
+        all.sos[1].cancel.as_ref().unwrap().reason,
+        CancelReason::HelpArrived
+    );
     assert_eq!(all.sos[1].location.as_ref().unwrap().latitude, 50.4501);
 
     let resp = env

@@ -83,7 +83,8 @@ impl Db {
         expected_revision: u64,
         fields: IncidentFields,
     ) -> Result<DraftSaved> {
-        check_id("draft_id", id)?;
+        let canonical = check_id("draft_id", id)?;
+        let id = canonical.as_str();
         let at = now();
         fields.validate_partial(at)?;
         let body = Body {
@@ -131,7 +132,8 @@ impl Db {
 
     /// A draft, decrypted.
     pub fn get_draft(&self, id: &str) -> Result<IncidentDraft> {
-        check_id("draft_id", id)?;
+        let canonical = check_id("draft_id", id)?;
+        let id = canonical.as_str();
         let row = self
             .conn
             .prepare_cached("SELECT id, revision, header, body FROM drafts WHERE id = ?1")?
@@ -168,7 +170,8 @@ impl Db {
 
     /// Deletes a draft; its bytes are overwritten (`secure_delete`).
     pub fn delete_draft(&mut self, id: &str) -> Result<()> {
-        check_id("draft_id", id)?;
+        let canonical = check_id("draft_id", id)?;
+        let id = canonical.as_str();
         let n = self.write(Durability::Normal, |tx, _| {
             Ok(tx
                 .prepare_cached("DELETE FROM drafts WHERE id = ?1")?
@@ -206,7 +209,7 @@ impl Db {
             if n != 1 {
                 return Err(StoreError::Conflict(expected_revision));
             }
-            insert_record(tx, id, RecordKind::IncidentReport, None, &sealed)
+            insert_record(tx, id, RecordKind::IncidentReport, None, &sealed).map(drop)
         })?;
         Ok(report_from(id, payload, SyncState::Queued))
     }

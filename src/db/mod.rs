@@ -21,6 +21,7 @@
 //! overwritten; `temp_store=MEMORY` so sorts never spill plaintext-free but still private
 //! pages to temp files; foreign keys on.
 
+mod columns;
 mod drafts;
 pub mod outbox;
 pub mod records;
@@ -64,6 +65,9 @@ pub struct Db {
     /// Records of the upload in flight, with their kinds. Kept in memory only: on disk they
     /// stay `queued`, so a crash mid-upload needs no repair and a sync writes each row once.
     in_flight: std::collections::HashMap<String, crate::model::RecordKind>,
+    /// `seq` of the newest SOS raised through this handle (0: none): a sync started before it
+    /// still takes it.
+    newest_sos: i64,
 }
 
 impl Db {
@@ -126,6 +130,7 @@ impl Db {
             changes: 0,
             floors: [1, 1],
             in_flight: Default::default(),
+            newest_sos: 0,
         })
     }
 
@@ -161,8 +166,8 @@ impl Db {
             .conn
             .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
         if tables != 0 {
-            return Err(StoreError::State(
-                "the file is a database of another application".into(),
+            return Err(StoreError::Damaged(
+                "the file is a database of another application",
             ));
         }
         self.conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -377,10 +382,12 @@ fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-/// Checks that an id handed in is a UUID, naming the field otherwise.
-fn check_id(field: &str, id: &str) -> Result<()> {
+/// Checks that an id handed in is a UUID, in any of its written forms (upper or lower case,
+/// with or without hyphens, braces or `urn:uuid:`), and returns its canonical form (lower-case,
+/// hyphenated), the form every id is stored and compared in.
+fn check_id(field: &str, id: &str) -> Result<String> {
     uuid::Uuid::parse_str(id)
-        .map(|_| ())
+        .map(|u| u.hyphenated().to_string())
         .map_err(|_| StoreError::invalid(field, "is not a UUID"))
 }
 

@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, HashMap};
 use rusqlite::{params, Connection, OptionalExtension};
 use zeroize::Zeroizing;
 
-use super::records::{kind_from, wedged_slot};
+use super::records::wedged_slot;
 use super::{check_id, Db, Durability};
 use crate::crypto::Slot;
 use crate::error::{Result, StoreError};
@@ -41,6 +41,16 @@ pub struct QueuedRecord {
     pub parent_id: Option<String>,
     /// The decrypted JSON payload.
     pub payload: Zeroizing<Vec<u8>>,
+}
+
+/// How far into the queue a read may look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Horizon {
+    /// Everything queued.
+    All,
+    /// Records queued up to this `seq` (a sync's start), plus, in the SOS lane, everything up
+    /// to the newest SOS raised since.
+    QueuedBy(i64),
 }
 
 /// What the server said about one record.
@@ -77,10 +87,6 @@ pub struct RecordChange {
     pub dispatch_status: Option<DispatchStatus>,
 }
 
-pub(crate) fn lane_key(lane: Lane) -> &'static str {
-    super::records::lane_str(lane)
-}
-
 /// Runs `sql`, an UPDATE whose `?1` is a JSON array of record ids and which returns
 /// `id, kind` of every row it changed, with `rest` as `?2...`. One statement for a whole
 /// batch instead of one per record. Returns the changed ids with their kinds.
@@ -89,7 +95,7 @@ fn update_each<'a>(
     sql: &str,
     ids: impl Iterator<Item = &'a str>,
     rest: &[&dyn rusqlite::ToSql],
-) -> Result<HashMap<String, String>> {
+) -> Result<HashMap<String, RecordKind>> {
     let ids = serde_json::to_string(&ids.collect::<Vec<_>>())
         .map_err(|_| StoreError::Encode("record ids"))?;
     let mut bound: Vec<&dyn rusqlite::ToSql> = vec![&ids];
@@ -103,13 +109,12 @@ fn update_each<'a>(
 /// changed record's new state and dispatch status from its id and kind.
 fn in_order<'a>(
     ids: impl Iterator<Item = &'a str>,
-    changed: &HashMap<String, String>,
+    changed: &HashMap<String, RecordKind>,
     what: impl Fn(&str, RecordKind) -> (SyncState, Option<DispatchStatus>),
 ) -> Result<Vec<RecordChange>> {
     let mut out = Vec::new();
     for id in ids {
-        if let Some(kind) = changed.get(id) {
-            let kind = kind_from(kind)?;
+        if let Some(&kind) = changed.get(id) {
             let (state, dispatch_status) = what(id, kind);
             out.push(RecordChange {
                 sequence: 0,
@@ -144,14 +149,6 @@ fn lane_index(lane: Lane) -> usize {
     }
 }
 
-fn dispatch_key(s: DispatchStatus) -> &'static str {
-    match s {
-        DispatchStatus::Delivered => "delivered",
-        DispatchStatus::Acknowledged => "acknowledged",
-        DispatchStatus::Resolved => "resolved",
-    }
-}
-
 impl Db {
     /// Finds each lane's floor from scratch: one pass over the table for both lanes.
     pub(crate) fn refresh_floors(&mut self) -> Result<()> {
@@ -161,16 +158,21 @@ impl Db {
             "SELECT lane, min(seq) FROM records WHERE state IN ('queued', 'sending') GROUP BY lane",
         )?;
         let firsts = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+            .query_map([], |r| Ok((r.get::<_, Lane>(0)?, r.get::<_, i64>(1)?)))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         drop(stmt);
         for (lane, seq) in firsts {
-            self.floors[lane_index(super::records::lane_from(&lane)?)] = seq;
+            self.floors[lane_index(lane)] = seq;
         }
         Ok(())
     }
 
     /// Just past the last row: every row inserted later has a higher `seq`.
+    /// The `seq` of the newest record (0 when there is none).
+    pub fn last_seq(&self) -> Result<i64> {
+        Ok(self.end_seq()? - 1)
+    }
+
     fn end_seq(&self) -> Result<i64> {
         Ok(self
             .conn
@@ -189,7 +191,7 @@ impl Db {
                     "SELECT seq FROM records WHERE seq >= ?1 AND lane = ?2 \
                      AND state IN ('queued', 'sending') ORDER BY seq LIMIT 1",
                 )?
-                .query_row(params![from, lane_key(lane)], |r| r.get(0))
+                .query_row(params![from, lane], |r| r.get(0))
                 .optional()?;
             self.floors[lane_index(lane)] = match first {
                 Some(seq) => seq,
@@ -234,7 +236,7 @@ impl Db {
         let (next, hold): (Option<i64>, Option<i64>) = self
             .conn
             .prepare_cached("SELECT next_attempt_at, server_hold_until FROM lanes WHERE lane = ?1")?
-            .query_row([lane_key(lane)], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            .query_row([lane], |r| Ok((r.get(0)?, r.get(1)?)))?;
         let until = next.into_iter().chain(hold).max();
         Ok(until.filter(|t| *t > now_ms))
     }
@@ -244,7 +246,7 @@ impl Db {
         Ok(self
             .conn
             .prepare_cached("SELECT failures FROM lanes WHERE lane = ?1")?
-            .query_row([lane_key(lane)], |r| r.get(0))?)
+            .query_row([lane], |r| r.get(0))?)
     }
 
     /// Records a retryable failure: the lane waits until `next_ms` (client backoff) and, if
@@ -254,7 +256,7 @@ impl Db {
             tx.execute(
                 "UPDATE lanes SET failures = failures + 1, next_attempt_at = ?2, \
                  server_hold_until = ?3 WHERE lane = ?1",
-                params![lane_key(lane), next_ms, hold_ms],
+                params![lane, next_ms, hold_ms],
             )?;
             Ok(())
         })
@@ -268,7 +270,7 @@ impl Db {
                 "UPDATE lanes SET failures = 0, next_attempt_at = NULL, server_hold_until = NULL \
                  WHERE lane = ?1 AND (failures != 0 OR next_attempt_at IS NOT NULL \
                  OR server_hold_until IS NOT NULL)",
-                [lane_key(lane)],
+                [lane],
             )?;
             if lane == Lane::Sos {
                 tx.execute(
@@ -311,18 +313,27 @@ impl Db {
         &self,
         lane: Lane,
         limit: u32,
+        horizon: Horizon,
     ) -> Result<Vec<std::result::Result<QueuedRecord, String>>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, kind, parent_id, payload FROM records \
-             WHERE seq >= ?3 AND lane = ?1 AND state = 'queued' ORDER BY seq LIMIT ?2",
+             WHERE seq >= ?3 AND lane = ?1 AND state = 'queued' AND seq <= ?4 \
+             ORDER BY seq LIMIT ?2",
         )?;
+        let last = match (horizon, lane) {
+            (Horizon::All, _) => i64::MAX,
+            (Horizon::QueuedBy(seq), Lane::Report) => seq,
+            // An SOS raised during the sync goes too, with what is queued before it.
+            (Horizon::QueuedBy(seq), Lane::Sos) => seq.max(self.newest_sos),
+        };
         let floor = self.floors[lane_index(lane)];
         // Rows in flight are still `queued` on disk: read past them.
         let reach = u64::from(limit) + self.in_flight.len() as u64;
-        let rows = stmt.query_map(params![lane_key(lane), reach, floor], |r| {
+        let rows = stmt.query_map(params![lane, reach, floor, last], |r| {
             Ok((
                 r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
+                // A kind this build does not know makes the record unreadable, not the read.
+                <RecordKind as rusqlite::types::FromSql>::column_result(r.get_ref(1)?),
                 r.get::<_, Option<String>>(2)?,
                 r.get::<_, Option<Vec<u8>>>(3)?,
             ))
@@ -338,7 +349,7 @@ impl Db {
             }
             let payload =
                 sealed.and_then(|s| self.key.open(Slot::new("records", "payload", &id), &s).ok());
-            out.push(match (payload, kind_from(&kind)) {
+            out.push(match (payload, kind) {
                 (Some(payload), Ok(kind)) => Ok(QueuedRecord {
                     id,
                     kind,
@@ -455,7 +466,7 @@ impl Db {
                  WHERE id = ?1 AND state != 'delivered' RETURNING kind",
             )?;
             for (id, sealed, attempt) in &wedged {
-                let kind: Option<String> = stmt
+                let kind: Option<RecordKind> = stmt
                     .query_row(params![id, sealed, attempt], |r| r.get(0))
                     .optional()?;
                 if let Some(kind) = kind {
@@ -505,7 +516,7 @@ impl Db {
                 "UPDATE records SET dispatch_status = ?2 WHERE id = ?1 AND \
                  (CASE IFNULL(dispatch_status, 'delivered') WHEN 'delivered' THEN 0 \
                   WHEN 'acknowledged' THEN 1 ELSE 2 END) < ?3",
-                params![id, dispatch_key(status), rank(status)],
+                params![id, status, rank(status)],
             )?)
         })?;
         Ok((n == 1).then(|| RecordChange {
@@ -519,7 +530,8 @@ impl Db {
 
     /// Puts a wedged record back in the queue.
     pub fn retry_wedged(&mut self, id: &str) -> Result<RecordChange> {
-        check_id("record_id", id)?;
+        let canonical = check_id("record_id", id)?;
+        let id = canonical.as_str();
         let (kind, seq) = self.wedged_kind(id)?;
         self.lower_floors(seq);
         self.write(Durability::Full, |tx, _| {
@@ -541,7 +553,8 @@ impl Db {
 
     /// Deletes a wedged record (and, for an SOS, its follow-ups) for good.
     pub fn discard_wedged(&mut self, id: &str) -> Result<u64> {
-        check_id("record_id", id)?;
+        let canonical = check_id("record_id", id)?;
+        let id = canonical.as_str();
         let (_, seq) = self.wedged_kind(id)?;
         // Follow-ups come after their SOS; new rows may take the freed `seq` values.
         self.lower_floors(seq);
@@ -555,7 +568,7 @@ impl Db {
 
     /// The kind and `seq` of a wedged record.
     fn wedged_kind(&self, id: &str) -> Result<(RecordKind, i64)> {
-        let row: Option<(String, String, i64)> = self
+        let row: Option<(RecordKind, SyncState, i64)> = self
             .conn
             .prepare_cached("SELECT kind, state, seq FROM records WHERE id = ?1")?
             .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -565,10 +578,10 @@ impl Db {
                 what: "record",
                 id: id.into(),
             }),
-            Some((_, state, _)) if state != "wedged" => {
+            Some((_, state, _)) if state != SyncState::Wedged => {
                 Err(StoreError::State("the record is not wedged".into()))
             }
-            Some((kind, _, seq)) => Ok((kind_from(&kind)?, seq)),
+            Some((kind, _, seq)) => Ok((kind, seq)),
         }
     }
 

@@ -4,6 +4,7 @@
 
 use std::time::SystemTime;
 
+use crewsafe_protocol as proto;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
@@ -72,59 +73,6 @@ pub(crate) fn wedged_slot(id: &str) -> Slot<'_> {
     Slot::new(WEDGED_SLOT_TABLE, "wedged_reason", id)
 }
 
-pub(crate) fn kind_str(kind: RecordKind) -> &'static str {
-    match kind {
-        RecordKind::Sos => "sos",
-        RecordKind::SosLocation => "sos_location",
-        RecordKind::SosCancel => "sos_cancel",
-        RecordKind::IncidentReport => "incident_report",
-    }
-}
-
-pub(crate) fn kind_from(s: &str) -> Result<RecordKind> {
-    Ok(match s {
-        "sos" => RecordKind::Sos,
-        "sos_location" => RecordKind::SosLocation,
-        "sos_cancel" => RecordKind::SosCancel,
-        "incident_report" => RecordKind::IncidentReport,
-        _ => return Err(StoreError::State(format!("unknown record kind {s}"))),
-    })
-}
-
-pub(crate) fn lane_str(lane: Lane) -> &'static str {
-    match lane {
-        Lane::Sos => "sos",
-        Lane::Report => "report",
-    }
-}
-
-pub(crate) fn lane_from(s: &str) -> Result<Lane> {
-    match s {
-        "sos" => Ok(Lane::Sos),
-        "report" => Ok(Lane::Report),
-        _ => Err(StoreError::State(format!("unknown lane {s}"))),
-    }
-}
-
-pub(crate) fn dispatch_from(s: &str) -> Option<DispatchStatus> {
-    match s {
-        "delivered" => Some(DispatchStatus::Delivered),
-        "acknowledged" => Some(DispatchStatus::Acknowledged),
-        "resolved" => Some(DispatchStatus::Resolved),
-        _ => None,
-    }
-}
-
-pub(crate) fn state_from(s: &str) -> Result<SyncState> {
-    Ok(match s {
-        "queued" => SyncState::Queued,
-        "sending" => SyncState::Sending,
-        "delivered" => SyncState::Delivered,
-        "wedged" => SyncState::Wedged,
-        _ => return Err(StoreError::State(format!("unknown sync state {s}"))),
-    })
-}
-
 /// Inserts a sealed record, queued at the end of its lane, in the caller's transaction. One
 /// appended row: the table and its id index are the only b-trees written (a follow-up also
 /// enters the parent index).
@@ -134,16 +82,14 @@ pub(crate) fn insert_record(
     kind: RecordKind,
     parent: Option<&str>,
     sealed: &[u8],
-) -> Result<()> {
-    let lane = match kind {
-        RecordKind::IncidentReport => Lane::Report,
-        _ => Lane::Sos,
-    };
+) -> Result<i64> {
+    let lane = Lane::from(proto::Kind::from(kind).lane());
     tx.prepare_cached(
         "INSERT INTO records (id, kind, parent_id, payload, lane) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute(params![id, kind_str(kind), parent, sealed, lane_str(lane)])?;
-    Ok(())
+    .execute(params![id, kind, parent, sealed, lane])?;
+    // `seq` is the rowid.
+    Ok(tx.last_insert_rowid())
 }
 
 /// One stored record with its outbox columns.
@@ -163,34 +109,19 @@ struct Row {
 const ROW_SELECT: &str = "SELECT r.id, r.kind, r.parent_id, r.payload, r.seq, r.lane, r.state, \
      r.attempts, r.wedged_reason, r.dispatch_status FROM records r";
 
-fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Row, String, String, String)> {
-    Ok((
-        Row {
-            id: r.get(0)?,
-            kind: RecordKind::Sos,
-            parent_id: r.get(2)?,
-            payload: r.get(3)?,
-            seq: r.get(4)?,
-            lane: Lane::Sos,
-            state: SyncState::Queued,
-            attempts: r.get(7)?,
-            wedged_reason: r.get(8)?,
-            dispatch_status: r
-                .get::<_, Option<String>>(9)?
-                .as_deref()
-                .and_then(dispatch_from),
-        },
-        r.get(1)?,
-        r.get(5)?,
-        r.get(6)?,
-    ))
-}
-
-fn finish_row((mut row, kind, lane, state): (Row, String, String, String)) -> Result<Row> {
-    row.kind = kind_from(&kind)?;
-    row.lane = lane_from(&lane)?;
-    row.state = state_from(&state)?;
-    Ok(row)
+fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok(Row {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        parent_id: r.get(2)?,
+        payload: r.get(3)?,
+        seq: r.get(4)?,
+        lane: r.get(5)?,
+        state: r.get(6)?,
+        attempts: r.get(7)?,
+        wedged_reason: r.get(8)?,
+        dispatch_status: r.get(9)?,
+    })
 }
 
 impl Db {
@@ -200,7 +131,7 @@ impl Db {
             .prepare_cached(&format!("{ROW_SELECT} {filter}"))?;
         let rows = stmt.query_map([param], read_row)?;
         rows.map(|r| {
-            let mut row = finish_row(r?)?;
+            let mut row = r?;
             if row.state == SyncState::Queued && self.in_flight.contains_key(&row.id) {
                 row.state = SyncState::Sending;
             }
@@ -214,9 +145,10 @@ impl Db {
     }
 
     fn open_payload<T: serde::de::DeserializeOwned>(&self, row: &Row) -> Result<T> {
-        let sealed = row.payload.as_deref().ok_or_else(|| {
-            StoreError::State("the content of this record was purged after delivery".into())
-        })?;
+        let sealed = row
+            .payload
+            .as_deref()
+            .ok_or_else(|| StoreError::Purged { id: row.id.clone() })?;
         self.open_json(Slot::new("records", "payload", &row.id), sealed)
     }
 
@@ -244,9 +176,10 @@ impl Db {
             note,
         };
         let sealed = self.seal_record(&id, &payload)?;
-        self.write(Durability::Full, |tx, _| {
+        let seq = self.write(Durability::Full, |tx, _| {
             insert_record(tx, &id, RecordKind::Sos, None, &sealed)
         })?;
+        self.newest_sos = self.newest_sos.max(seq);
         Ok(Sos {
             id,
             crew: payload.crew,
@@ -261,9 +194,11 @@ impl Db {
         })
     }
 
-    /// Finds an SOS that is still active, or says why it cannot take a follow-up.
-    fn active_sos(&self, sos_id: &str) -> Result<()> {
-        check_id("sos_id", sos_id)?;
+    /// Finds an SOS that is still active, or says why it cannot take a follow-up. Returns
+    /// its canonical id.
+    fn active_sos(&self, sos_id: &str) -> Result<String> {
+        let canonical = check_id("sos_id", sos_id)?;
+        let sos_id = canonical.as_str();
         match self.row(sos_id)? {
             Some(row) if row.kind == RecordKind::Sos => {}
             _ => {
@@ -280,7 +215,7 @@ impl Db {
             .optional()?;
         match cancelled {
             Some(_) => Err(StoreError::State("the SOS is already cancelled".into())),
-            None => Ok(()),
+            None => Ok(canonical),
         }
     }
 
@@ -291,7 +226,8 @@ impl Db {
         location: LocationFix,
     ) -> Result<SosLocationUpdate> {
         location.validate("location")?;
-        self.active_sos(sos_id)?;
+        let canonical = self.active_sos(sos_id)?;
+        let sos_id = canonical.as_str();
         let id = new_id();
         let payload = LocationPayload {
             location,
@@ -299,7 +235,7 @@ impl Db {
         };
         let sealed = self.seal_record(&id, &payload)?;
         self.write(Durability::Full, |tx, _| {
-            insert_record(tx, &id, RecordKind::SosLocation, Some(sos_id), &sealed)
+            insert_record(tx, &id, RecordKind::SosLocation, Some(sos_id), &sealed).map(drop)
         })?;
         Ok(SosLocationUpdate {
             id,
@@ -318,7 +254,8 @@ impl Db {
         note: Option<String>,
     ) -> Result<SosCancellation> {
         validate_note("note", &note)?;
-        self.active_sos(sos_id)?;
+        let canonical = self.active_sos(sos_id)?;
+        let sos_id = canonical.as_str();
         let id = new_id();
         let payload = CancelPayload {
             reason,
@@ -327,7 +264,7 @@ impl Db {
         };
         let sealed = self.seal_record(&id, &payload)?;
         self.write(Durability::Full, |tx, _| {
-            insert_record(tx, &id, RecordKind::SosCancel, Some(sos_id), &sealed)
+            insert_record(tx, &id, RecordKind::SosCancel, Some(sos_id), &sealed).map(drop)
         })?;
         Ok(SosCancellation {
             id,
@@ -341,7 +278,8 @@ impl Db {
 
     /// An SOS with its follow-ups, decrypted.
     pub fn get_sos(&self, sos_id: &str) -> Result<Sos> {
-        check_id("sos_id", sos_id)?;
+        let canonical = check_id("sos_id", sos_id)?;
+        let sos_id = canonical.as_str();
         let not_found = || StoreError::NotFound {
             what: "sos",
             id: sos_id.into(),
@@ -395,7 +333,8 @@ impl Db {
 
     /// A finalized report, decrypted.
     pub fn get_report(&self, id: &str) -> Result<IncidentReport> {
-        check_id("report_id", id)?;
+        let canonical = check_id("report_id", id)?;
+        let id = canonical.as_str();
         let row = self
             .row(id)?
             .filter(|r| r.kind == RecordKind::IncidentReport)
@@ -474,11 +413,11 @@ impl Db {
              AND state IN ('queued', 'sending') GROUP BY lane",
         )?;
         let rows = stmt.query_map([self.min_floor()], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?))
+            Ok((r.get::<_, Lane>(0)?, r.get::<_, u64>(1)?))
         })?;
         for row in rows {
             let (lane, n) = row?;
-            match lane_from(&lane)? {
+            match lane {
                 Lane::Sos => counts.sos += n,
                 Lane::Report => counts.reports += n,
             }

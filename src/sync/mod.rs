@@ -26,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crewsafe_protocol as proto;
 use zeroize::Zeroizing;
 
-use crate::db::outbox::{Outcome, RecordChange};
+use crate::db::outbox::{Horizon, Outcome, RecordChange};
 use crate::error::{CrewSafeError, StoreError};
 use crate::model::{DispatchStatus, Lane, RecordKind};
 use crate::observer::{HostError, SyncPhase, SyncProgress, TokenProvider};
@@ -48,10 +48,10 @@ pub struct SyncConfig {
     /// the built-in Mozilla roots.
     #[uniffi(default)]
     pub extra_root_certs_pem: Option<String>,
-    /// TCP and TLS connect timeout.
+    /// TCP and TLS connect timeout (1 ms to 2 minutes).
     #[uniffi(default = 10000)]
     pub connect_timeout_ms: u64,
-    /// Timeout of a whole request.
+    /// Timeout of a whole request (1 ms to 10 minutes).
     #[uniffi(default = 30000)]
     pub request_timeout_ms: u64,
     /// Most records per upload (1 to 1000). Uploads start at 50 records (or this cap, if
@@ -59,17 +59,18 @@ pub struct SyncConfig {
     /// out, so that a slow link still gets every batch through within `request_timeout_ms`.
     #[uniffi(default = 1000)]
     pub max_batch_records: u32,
-    /// Most bytes per upload body (a single larger record is still sent alone).
+    /// Most bytes per upload body, 1 KiB to 4 MiB (a single larger record is still sent
+    /// alone).
     #[uniffi(default = 524288)]
     pub max_batch_bytes: u64,
     /// How long a delivered record's content stays readable on the phone before it is purged
-    /// (its id and state stay).
+    /// (its id and state stay): 0 to 3650 days.
     #[uniffi(default = 7)]
     pub retention_days: u32,
-    /// First retry delay; doubles with every consecutive failure (with jitter).
+    /// First retry delay; doubles with every consecutive failure (with jitter). 1 ms to 1 day.
     #[uniffi(default = 2000)]
     pub backoff_base_ms: u64,
-    /// Longest retry delay.
+    /// Longest retry delay: at least `backoff_base_ms`, at most 1 day.
     #[uniffi(default = 300000)]
     pub backoff_max_ms: u64,
 }
@@ -92,37 +93,74 @@ impl SyncConfig {
     }
 
     fn validate(&self) -> Result<(), transport::ConfigError> {
-        let bad = |field, reason: &str| transport::ConfigError {
-            field,
-            reason: reason.into(),
+        let within = |field: &'static str, value: u64, min: u64, max: u64| {
+            if (min..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(transport::ConfigError {
+                    field,
+                    reason: format!("must be between {min} and {max}"),
+                })
+            }
         };
-        if self.max_batch_records == 0 || self.max_batch_records as usize > proto::MAX_BATCH_RECORDS
-        {
-            return Err(bad("max_batch_records", "must be between 1 and 1000"));
-        }
-        if self.max_batch_bytes < 1024 {
-            return Err(bad("max_batch_bytes", "must be at least 1024"));
-        }
-        if self.connect_timeout_ms == 0 || self.request_timeout_ms == 0 {
-            return Err(bad("request_timeout_ms", "timeouts must be positive"));
-        }
-        if self.backoff_base_ms == 0 || self.backoff_max_ms < self.backoff_base_ms {
-            return Err(bad(
-                "backoff_max_ms",
-                "must be at least backoff_base_ms (> 0)",
-            ));
-        }
-        Ok(())
+        within(
+            "max_batch_records",
+            self.max_batch_records.into(),
+            1,
+            proto::MAX_BATCH_RECORDS as u64,
+        )?;
+        within(
+            "max_batch_bytes",
+            self.max_batch_bytes,
+            1024,
+            proto::MAX_BODY_BYTES as u64,
+        )?;
+        within(
+            "connect_timeout_ms",
+            self.connect_timeout_ms,
+            1,
+            MAX_CONNECT_TIMEOUT_MS,
+        )?;
+        within(
+            "request_timeout_ms",
+            self.request_timeout_ms,
+            1,
+            MAX_REQUEST_TIMEOUT_MS,
+        )?;
+        within("backoff_base_ms", self.backoff_base_ms, 1, MAX_BACKOFF_MS)?;
+        within(
+            "backoff_max_ms",
+            self.backoff_max_ms,
+            self.backoff_base_ms,
+            MAX_BACKOFF_MS,
+        )?;
+        within(
+            "retention_days",
+            self.retention_days.into(),
+            0,
+            MAX_RETENTION_DAYS.into(),
+        )
     }
 }
+
+/// Longest `connect_timeout_ms`: 2 minutes.
+pub const MAX_CONNECT_TIMEOUT_MS: u64 = 120_000;
+/// Longest `request_timeout_ms`: 10 minutes.
+pub const MAX_REQUEST_TIMEOUT_MS: u64 = 600_000;
+/// Longest `backoff_base_ms` and `backoff_max_ms`: 1 day.
+pub const MAX_BACKOFF_MS: u64 = 86_400_000;
+/// Longest `retention_days`: 10 years.
+pub const MAX_RETENTION_DAYS: u32 = 3_650;
 
 /// How a sync ended.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
 pub enum SyncOutcome {
     /// Nothing left to send.
     Complete,
-    /// Work is left, but its lane is waiting for its retry time; call again after
-    /// `next_attempt_at`.
+    /// Work is left: its lane waits for its retry time (call again after `next_attempt_at`),
+    /// or records were queued while this sync ran (no `next_attempt_at`: call again; the
+    /// background worker does). A sync delivers what was queued when it started plus SOS
+    /// alarms raised meanwhile, so that it ends while records keep arriving.
     Deferred,
     /// The server or network failed; the records are still queued and will be retried.
     WillRetry {
@@ -324,12 +362,56 @@ struct Run<'a> {
     refreshed: bool,
     /// The server accepted (or already had) at least one record in this run.
     accepted_any: bool,
+    /// What this sync delivers: what was queued when it started, and SOS alarms raised since
+    /// (so that a sync in a time-boxed background job ends while records keep arriving).
+    horizon: Horizon,
 }
 
 /// Runs one sync. Only one runs at a time; a second caller waits for the first. An error
 /// also reaches the sync listeners (a `Finished` progress carrying it).
 pub(crate) fn sync_now(shared: &Shared) -> Result<SyncReport, CrewSafeError> {
+    refuse_reentry()?;
     let _one = shared.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
+    sync_locked(shared)
+}
+
+thread_local! {
+    /// Whether this thread is running a sync (and so may be inside one of its callbacks).
+    static SYNCING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the current thread as syncing for as long as it lives.
+struct SyncingHere;
+
+impl SyncingHere {
+    fn enter() -> SyncingHere {
+        SYNCING.with(|s| s.set(true));
+        SyncingHere
+    }
+}
+
+impl Drop for SyncingHere {
+    fn drop(&mut self) {
+        SYNCING.with(|s| s.set(false));
+    }
+}
+
+/// Refuses a sync started from inside a callback of a sync on the same thread (it would wait
+/// for itself).
+pub(crate) fn refuse_reentry() -> Result<(), CrewSafeError> {
+    if SYNCING.with(|s| s.get()) {
+        return Err(CrewSafeError::InvalidState {
+            reason: "sync_now was called from a callback of a running sync; that sync goes on \
+                     and the worker picks up what it does not deliver"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+/// Runs one sync; the caller holds the sync lock.
+pub(crate) fn sync_locked(shared: &Shared) -> Result<SyncReport, CrewSafeError> {
+    let _here = SyncingHere::enter();
     let setup = shared.sync_setup().ok_or(SyncError::NotConfigured)?;
     shared
         .db(|db| {
@@ -353,6 +435,7 @@ pub(crate) fn sync_now(shared: &Shared) -> Result<SyncReport, CrewSafeError> {
         token: Zeroizing::new(String::new()),
         refreshed: false,
         accepted_any: false,
+        horizon: Horizon::QueuedBy(shared.db(|db| db.last_seq()).map_err(SyncError::from)?),
     };
     run.progress(SyncPhase::Started, None);
     let result = run.run();
@@ -647,7 +730,11 @@ impl Run<'_> {
 
     /// Whether `lane` is the report lane and an SOS-lane record is waiting.
     fn sos_waits_behind(&self, lane: Lane) -> Result<bool, SyncError> {
-        Ok(lane == Lane::Report && !self.shared.db(|db| db.queued(Lane::Sos, 1))?.is_empty())
+        Ok(lane == Lane::Report
+            && !self
+                .shared
+                .db(|db| db.queued(Lane::Sos, 1, self.horizon))?
+                .is_empty())
     }
 
     /// Reads the next batch of a lane and marks it sending. Follow-ups of held-back records
@@ -697,28 +784,37 @@ impl Run<'_> {
         held: &std::collections::HashSet<String>,
     ) -> Result<Posted, SyncError> {
         std::thread::scope(|s| {
-            let meanwhile = s.spawn(|| {
-                if let Some(previous) = &previous {
-                    self.apply_answer(lane, previous)?;
-                }
+            // No listener is called from this thread: the changes are told on the sync's own
+            // thread after the join, so a listener that calls back into the store never
+            // waits on a thread that waits for it.
+            let meanwhile = s.spawn(|| -> Result<_, SyncError> {
+                let applied = match &previous {
+                    Some(previous) => Some(self.store_answer(lane, previous)?),
+                    None => None,
+                };
                 // The caller's own read deals with an empty lane, an unreadable row or a
                 // failing read: none of them may cost the answer to this upload.
-                match self.read_batch(lane, read_limit, held) {
-                    Ok(Read::Batch(batch)) => Ok(Some(batch)),
-                    Ok(Read::Empty | Read::Unreadable(..) | Read::Held(..)) => Ok(None),
+                let next = match self.read_batch(lane, read_limit, held) {
+                    Ok(Read::Batch(batch)) => Some(batch),
+                    Ok(Read::Empty | Read::Unreadable(..) | Read::Held(..)) => None,
                     Err(e) => {
                         log::debug!("reading ahead in lane {lane:?} failed: {e}");
-                        Ok(None)
+                        None
                     }
-                }
+                };
+                Ok((applied, next))
             });
             let started = Instant::now();
             let posted = self.setup.transport.post_batch(&self.token, body);
             let took = started.elapsed();
-            match meanwhile.join() {
-                Ok(next) => next.map(|next| (posted, next, took)),
+            let (applied, next) = match meanwhile.join() {
+                Ok(done) => done?,
                 Err(panic) => std::panic::resume_unwind(panic),
+            };
+            if let Some(changes) = applied {
+                self.tell_applied(lane, changes);
             }
+            Ok((posted, next, took))
         })
     }
 
@@ -810,9 +906,9 @@ impl Run<'_> {
         limit: u32,
         held: &std::collections::HashSet<String>,
     ) -> Result<Read, SyncError> {
-        let rows = self.shared.db(|db| db.queued(lane, limit))?;
+        let rows = self.shared.db(|db| db.queued(lane, limit, self.horizon))?;
         let max_bytes = self.setup.config.max_batch_bytes as usize;
-        let mut body = br#"{"protocol":1,"records":["#.to_vec();
+        let mut body = proto::BatchBody::new();
         let mut ids = Vec::new();
         let mut kinds = Vec::new();
         for row in rows {
@@ -839,20 +935,17 @@ impl Run<'_> {
                     break;
                 }
             };
-            if !ids.is_empty() && body.len() + json.len() + 2 > max_bytes {
+            if !ids.is_empty() && body.len_with(json.len()) > max_bytes {
                 break;
             }
-            if !ids.is_empty() {
-                body.push(b',');
-            }
-            body.extend_from_slice(&json);
+            body.push(&json);
             kinds.push(kind);
             ids.push(id);
         }
-        body.extend_from_slice(b"]}");
         if ids.is_empty() {
             return Ok(Read::Empty);
         }
+        let body = body.finish();
         Ok(Read::Batch(Batch { ids, kinds, body }))
     }
 
@@ -902,17 +995,32 @@ impl Run<'_> {
         answered
     }
 
-    /// Applies a judged answer: outcomes in one transaction, unanswered records back to the
-    /// queue; then tells listeners.
+    /// Applies a judged answer and tells listeners.
     fn apply_answer(&self, lane: Lane, answered: &Answered) -> Result<(), SyncError> {
+        let changes = self.store_answer(lane, answered)?;
+        self.tell_applied(lane, changes);
+        Ok(())
+    }
+
+    /// Stores a judged answer: outcomes in one transaction, unanswered records back to the
+    /// queue. Calls no listener (it may run off the sync's thread).
+    fn store_answer(
+        &self,
+        lane: Lane,
+        answered: &Answered,
+    ) -> Result<Vec<RecordChange>, SyncError> {
         let mut changes = self.shared.db(|db| db.apply_outcomes(&answered.outcomes))?;
         changes.extend(self.shared.db(|db| db.requeue(&answered.missing))?);
         if !answered.outcomes.is_empty() {
             self.shared.db(|db| db.lane_succeeded(lane))?;
         }
+        Ok(changes)
+    }
+
+    /// Tells listeners about a stored answer.
+    fn tell_applied(&self, lane: Lane, changes: Vec<RecordChange>) {
         self.changed(changes);
         self.progress(SyncPhase::Uploaded, Some(lane));
-        Ok(())
     }
 
     /// Fetches what dispatch did with delivered SOS alarms. Failures only cost freshness.
@@ -932,11 +1040,7 @@ impl Run<'_> {
         };
         let mut changes = Vec::new();
         for s in answer.statuses {
-            let status = match s.status {
-                proto::DispatchStatus::Delivered => DispatchStatus::Delivered,
-                proto::DispatchStatus::Acknowledged => DispatchStatus::Acknowledged,
-                proto::DispatchStatus::Resolved => DispatchStatus::Resolved,
-            };
+            let status = DispatchStatus::from(s.status);
             if let Ok(Some(c)) = self.shared.db(|db| db.advance_dispatch(&s.id, status)) {
                 changes.push(c);
             }

@@ -10,18 +10,10 @@ use zeroize::Zeroizing;
 use crate::db::outbox::QueuedRecord;
 use crate::db::records::{CancelPayload, LocationPayload, ReportPayload, SosPayload};
 use crate::error::{Result, StoreError};
-use crate::model::{CrewIdentity, IncidentFields, Lane, LocationFix, RecordKind};
+use crate::model::{CrewIdentity, IncidentFields, LocationFix, RecordKind};
 
 fn time(t: SystemTime) -> DateTime<Utc> {
     DateTime::<Utc>::from(t)
-}
-
-/// The snake_case wire name of a model enum (its serde name).
-fn name<T: Serialize>(v: &T) -> String {
-    match serde_json::to_value(v) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => String::new(),
-    }
 }
 
 fn crew(c: CrewIdentity) -> proto::Crew {
@@ -38,7 +30,7 @@ fn location(l: LocationFix) -> proto::Location {
         longitude: l.longitude,
         accuracy_m: l.accuracy_m,
         altitude_m: l.altitude_m,
-        provider: name(&l.provider),
+        provider: l.provider.into(),
         fixed_at: time(l.fixed_at),
     }
 }
@@ -51,13 +43,13 @@ fn report(p: ReportPayload) -> Result<proto::ReportContent> {
         occurred_at: time(f.occurred_at.ok_or_else(|| missing("occurred_at"))?),
         location: f.location.map(location),
         address: f.address,
-        kind: name(&f.kind.ok_or_else(|| missing("kind"))?),
-        severity: name(&f.severity.ok_or_else(|| missing("severity"))?),
+        kind: f.kind.ok_or_else(|| missing("kind"))?.into(),
+        severity: f.severity.ok_or_else(|| missing("severity"))?.into(),
         staff_harmed: f
             .staff_harmed
             .into_iter()
             .map(|s| proto::Harmed {
-                role: name(&s.role),
+                role: s.role.into(),
                 name: s.name,
                 injury_description: s.injury_description,
             })
@@ -87,30 +79,18 @@ fn decode<T: serde::de::DeserializeOwned>(r: &QueuedRecord) -> Result<T> {
     })
 }
 
-/// One element of a batch's `records`, serialized straight from the typed content (the
-/// same fields as [`proto::WireRecord`], without building a JSON tree first).
-#[derive(Serialize)]
-struct Wire<'a, C: Serialize> {
-    id: &'a str,
-    kind: proto::Kind,
-    lane: proto::Lane,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    parent_id: Option<&'a str>,
-    device_time: DateTime<Utc>,
-    content: &'a C,
-}
-
 fn write<C: Serialize>(
     r: &QueuedRecord,
     kind: proto::Kind,
     device_time: DateTime<Utc>,
     content: &C,
 ) -> Result<Zeroizing<Vec<u8>>> {
-    let wire = Wire {
-        id: &r.id,
+    // Serialized straight from the typed content, without a JSON tree in between.
+    let wire = proto::WireRecord {
+        id: r.id.clone(),
         kind,
         lane: kind.lane(),
-        parent_id: r.parent_id.as_deref(),
+        parent_id: r.parent_id.clone(),
         device_time,
         content,
     };
@@ -144,7 +124,7 @@ pub fn encode(r: &QueuedRecord) -> Result<Zeroizing<Vec<u8>>> {
         RecordKind::SosCancel => {
             let p: CancelPayload = decode(r)?;
             let c = proto::SosCancelContent {
-                reason: name(&p.reason),
+                reason: p.reason.into(),
                 note: p.note,
                 cancelled_at: time(p.cancelled_at),
             };
@@ -154,14 +134,6 @@ pub fn encode(r: &QueuedRecord) -> Result<Zeroizing<Vec<u8>>> {
             let c = report(decode(r)?)?;
             write(r, proto::Kind::IncidentReport, c.finalized_at, &c)
         }
-    }
-}
-
-/// The protocol lane of a model lane.
-pub fn lane(l: Lane) -> proto::Lane {
-    match l {
-        Lane::Sos => proto::Lane::Sos,
-        Lane::Report => proto::Lane::Report,
     }
 }
 
@@ -220,7 +192,10 @@ mod tests {
         let content: proto::SosContent = serde_json::from_value(got.content).unwrap();
         assert_eq!(content.note.as_deref(), Some("ünïcode\n"));
         assert_eq!(content.crew.device_id, "dev \"1\"");
-        assert_eq!(content.location.unwrap().provider, "gps");
+        assert_eq!(
+            content.location.unwrap().provider,
+            proto::LocationProvider::Gps
+        );
 
         let loc = LocationPayload {
             location: fix(),

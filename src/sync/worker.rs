@@ -3,11 +3,11 @@
 //! records and a returning network wake it; `shutdown()` stops it and waits for it. It never
 //! gives up on a server that refuses requests: it waits for the lane's backoff and tries again.
 
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex, TryLockError, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
-use super::{sync_now, SyncOutcome};
+use super::{sync_locked, SyncOutcome};
 use crate::error::CrewSafeError;
 use crate::store::Shared;
 
@@ -51,6 +51,11 @@ impl Signal {
     pub fn stop(&self) {
         self.lock().stop = true;
         self.cv.notify_all();
+    }
+
+    /// Whether the worker was asked to stop.
+    fn stopping(&self) -> bool {
+        self.lock().stop
     }
 
     /// Clears a previous stop request, before a new worker starts.
@@ -100,7 +105,19 @@ fn run(shared: Weak<Shared>, signal: Arc<Signal>) {
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        deadline = match sync_now(&shared) {
+        // Waits for a manual sync to end, but not past a stop request: `close()` called from a
+        // callback of that manual sync waits for this thread.
+        let one = loop {
+            match shared.sync_lock.try_lock() {
+                Ok(g) => break g,
+                Err(TryLockError::Poisoned(p)) => break p.into_inner(),
+                Err(TryLockError::WouldBlock) if signal.stopping() => return,
+                Err(TryLockError::WouldBlock) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        };
+        let result = sync_locked(&shared);
+        drop(one);
+        deadline = match result {
             Ok(report) => match report.outcome {
                 SyncOutcome::Complete => None,
                 _ => Some(

@@ -1,0 +1,46 @@
+//! The server library's error type and its `Result`. Every module returns these; HTTP
+//! handlers turn them into a 500 in one place (`http::db`).
+
+/// Errors of the server library.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// SQLite failed.
+    #[error("database: {0}")]
+    Db(#[source] rusqlite::Error),
+    /// Binding the socket or starting the runtime failed.
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// The certificate or key could not be loaded.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// Unusable configuration or database.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// A bad argument, e.g. an empty device id.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// Stored data could not be read back.
+    #[error("corrupt database: {0}")]
+    Corrupt(String),
+    /// JSON encoding failed.
+    #[error("JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl From<rusqlite::Error> for ServerError {
+    /// A column that does not hold what the schema promises (e.g. a word outside its
+    /// vocabulary) is [`ServerError::Corrupt`]; anything else is [`ServerError::Db`]. Neither
+    /// message quotes the stored value.
+    fn from(e: rusqlite::Error) -> Self {
+        match e {
+            rusqlite::Error::FromSqlConversionFailure(..)
+            | rusqlite::Error::InvalidColumnType(..) => {
+                ServerError::Corrupt(format!("stored value unreadable: {e}"))
+            }
+            e => ServerError::Db(e),
+        }
+    }
+}
+
+/// Result with [`ServerError`].
+pub type Result<T, E = ServerError> = std::result::Result<T, E>;

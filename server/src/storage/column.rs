@@ -1,0 +1,51 @@
+//! How values that have no SQL type of their own sit in columns: times as RFC 3339 text in
+//! UTC (microseconds, `Z`), hashes as SHA-256 blobs. Vocabulary words (kind, lane, dispatch
+//! status) need nothing here: the protocol enums bind and read themselves.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::error::{Result, ServerError};
+
+/// The server clock, truncated to microseconds (the precision stored and answered).
+pub(crate) fn now() -> DateTime<Utc> {
+    let micros = Utc::now().timestamp_micros();
+    DateTime::from_timestamp_micros(micros).unwrap_or_else(Utc::now)
+}
+
+/// A time as its column holds it.
+pub(crate) fn fmt_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// A time read back from its column.
+pub(crate) fn parse_time(s: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| ServerError::Corrupt("stored time is not RFC 3339".into()))
+}
+
+/// An optional time read back from its column.
+pub(crate) fn parse_opt_time(s: Option<String>) -> Result<Option<DateTime<Utc>>> {
+    s.as_deref().map(parse_time).transpose()
+}
+
+/// SHA-256 of `bytes`, as the hash columns hold it.
+pub(crate) fn sha256(bytes: &[u8]) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip_at_microseconds() {
+        let t = now();
+        let text = fmt_time(t);
+        assert!(text.ends_with('Z'), "{text}");
+        assert_eq!(parse_time(&text).unwrap(), t);
+        assert!(parse_time("yesterday").is_err());
+    }
+}
