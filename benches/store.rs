@@ -11,27 +11,9 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use crewsafe::internals::{crew, fix};
 use crewsafe::*;
 use rusqlite::{params, Connection};
-
-fn crew() -> CrewIdentity {
-    CrewIdentity {
-        device_id: "device-0001".into(),
-        crew_id: "astana-brigade-12".into(),
-        staff_id: Some("staff-77".into()),
-    }
-}
-
-fn fix() -> LocationFix {
-    LocationFix {
-        latitude: 51.1694,
-        longitude: 71.4491,
-        accuracy_m: 6.5,
-        altitude_m: Some(347.0),
-        provider: LocationProvider::Gps,
-        fixed_at: SystemTime::now(),
-    }
-}
 
 fn draft_fields(i: usize) -> IncidentFields {
     IncidentFields {

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crewsafe::internals::fix;
 use crewsafe::*;
 use crewsafe_server::{RunningServer, ServerConfig};
 
@@ -39,8 +40,7 @@ const DEVICE: &str = "bench-device";
 fn crew() -> CrewIdentity {
     CrewIdentity {
         device_id: DEVICE.into(),
-        crew_id: "astana-brigade-12".into(),
-        staff_id: None,
+        ..crewsafe::internals::crew()
     }
 }
 
@@ -53,17 +53,6 @@ fn fields() -> IncidentFields {
         police_called: Some(false),
         narrative: Some("A visitor threatened the crew during treatment.".into()),
         ..Default::default()
-    }
-}
-
-fn fix() -> LocationFix {
-    LocationFix {
-        latitude: 51.17,
-        longitude: 71.45,
-        accuracy_m: 5.0,
-        altitude_m: None,
-        provider: LocationProvider::Gps,
-        fixed_at: SystemTime::now(),
     }
 }
 

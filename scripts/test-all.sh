@@ -22,6 +22,9 @@ bash bindings/swift/chroot.sh ensure >/dev/null
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "no import cycles between the files of src/ and server/src/"
+python3 scripts/import-cycles.py src server/src
+
 step "cargo clippy -D warnings"
 cargo clippy --release --workspace --all-targets --features "$FEATURES" -- -D warnings
 

@@ -697,6 +697,25 @@ impl IncidentFields {
     }
 }
 
+/// A state change to tell listeners about.
+///
+/// Changes are numbered in the order they were committed. When a sync runs on another
+/// thread, the callbacks for one record can arrive out of that order (for example `Sending`
+/// just before `Queued`): keep, per record, the change with the highest `sequence`.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct RecordChange {
+    /// Commit order of this change within this store object (starts at 1 when it opens).
+    pub sequence: u64,
+    /// Record id.
+    pub id: String,
+    /// Record kind.
+    pub kind: RecordKind,
+    /// New state.
+    pub state: SyncState,
+    /// For an SOS: what dispatch has done with it.
+    pub dispatch_status: Option<DispatchStatus>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,9 +5,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use crate::db::outbox::RecordChange;
 use crate::error::CrewSafeError;
 use crate::model::Lane;
+use crate::model::RecordChange;
 
 /// An error raised by host code (a listener or the token provider).
 #[derive(Debug, thiserror::Error, uniffi::Error)]

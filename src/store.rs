@@ -3,22 +3,22 @@
 //! their writes are serialized.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use crate::crypto::{random_key_bytes, DataKey};
-use crate::db::outbox::RecordChange;
 use crate::db::Db;
 use crate::error::{CrewSafeError, StoreError};
+use crate::model::RecordChange;
 use crate::model::{
     CancelReason, CrewIdentity, DraftSaved, IncidentDraft, IncidentFields, IncidentReport,
     LocationFix, PendingCounts, QueueEntry, RecordKind, Sos, SosCancellation, SosLocationUpdate,
     SyncState,
 };
-use crate::observer::{Observers, RecordListener, Subscription, SyncListener, TokenProvider};
-use crate::sync::worker::{spawn, Signal};
-use crate::sync::{self, SyncConfig, SyncReport, SyncSetup};
+use crate::observer::{RecordListener, Subscription, SyncListener, TokenProvider};
+use crate::sync::worker::spawn;
+use crate::sync::{self, Shared, SyncConfig, SyncReport, SyncSetup};
 
 /// The phrase `destroy` requires, so that it is never called by accident.
 pub const DESTROY_CONFIRMATION: &str = "DESTROY";
@@ -40,39 +40,6 @@ pub fn generate_data_key() -> Vec<u8> {
 pub struct CrewStore {
     shared: Arc<Shared>,
     worker: Mutex<Option<JoinHandle<()>>>,
-}
-
-/// State shared by the store object, its sync engine and its background worker.
-pub(crate) struct Shared {
-    db: Mutex<Option<Db>>,
-    sync: Mutex<Option<Arc<SyncSetup>>>,
-    /// Held for the whole of a sync: one at a time.
-    pub(crate) sync_lock: Mutex<()>,
-    pub(crate) observers: Arc<Observers>,
-    signal: Arc<Signal>,
-}
-
-impl Shared {
-    fn lock_db(&self) -> MutexGuard<'_, Option<Db>> {
-        // A panic while holding the lock leaves SQLite consistent (the transaction rolls
-        // back on drop), so a poisoned lock is safe to keep using.
-        self.db.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Runs `f` on the open database under its lock.
-    pub(crate) fn db<T>(
-        &self,
-        f: impl FnOnce(&mut Db) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut guard = self.lock_db();
-        let db = guard.as_mut().ok_or(StoreError::Closed)?;
-        f(db)
-    }
-
-    /// The current sync configuration, if any.
-    pub(crate) fn sync_setup(&self) -> Option<Arc<SyncSetup>> {
-        self.sync.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
 }
 
 type R<T> = Result<T, CrewSafeError>;
@@ -138,13 +105,7 @@ impl CrewStore {
         zeroize::Zeroize::zeroize(&mut *key);
         let db = Db::open(Path::new(&path), data_key)?;
         Ok(Arc::new(CrewStore {
-            shared: Arc::new(Shared {
-                db: Mutex::new(Some(db)),
-                sync: Mutex::new(None),
-                sync_lock: Mutex::new(()),
-                observers: Arc::new(Observers::default()),
-                signal: Arc::new(Signal::default()),
-            }),
+            shared: Arc::new(Shared::new(db)),
             worker: Mutex::new(None),
         }))
     }
@@ -291,7 +252,7 @@ impl CrewStore {
         let setup = SyncSetup::new(config, tokens)?;
         // A new configuration (URL, CA, pins) deserves a fresh try.
         self.with(|db| db.clear_backoff())?;
-        *self.shared.sync.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(setup));
+        self.shared.set_sync_setup(setup);
         let mut worker = self.worker.lock().unwrap_or_else(|p| p.into_inner());
         if worker.is_none() {
             self.shared.signal.resume();

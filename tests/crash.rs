@@ -29,6 +29,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use common::net::{config, Server, Tokens};
 use common::*;
+use crewsafe::internals::Rng;
 use crewsafe::*;
 use crewsafe_server::{ServerStore, TestFault};
 use rusqlite::{Connection, OpenFlags};
@@ -43,34 +44,6 @@ const CHILD_SEED_VAR: &str = "CREWSAFE_CRASH_CHILD_SEED";
 const MARK: &str = "@@crash ";
 /// A child that prints nothing for this long is considered hung.
 const STALL: Duration = Duration::from_secs(30);
-
-// ---------------------------------------------------------------------------------------------
-// Small deterministic PRNG (splitmix64), seeded from the clock unless a seed is given.
-
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (n > 0).
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 fn seed_from_env_or_clock() -> u64 {
     if let Some(s) = std::env::var("CREWSAFE_CRASH_SEED")
@@ -171,7 +144,7 @@ impl Writer {
         format!(
             "{what} #{} {:016x}: crew under attack at the entrance",
             self.n,
-            self.rng.next()
+            self.rng.next_u64()
         )
     }
 
@@ -823,7 +796,7 @@ fn write_crash() {
             &[
                 (DB_VAR, path.to_string_lossy().into()),
                 (KEY_VAR, hex(&key)),
-                (CHILD_SEED_VAR, rng.next().to_string()),
+                (CHILD_SEED_VAR, rng.next_u64().to_string()),
             ],
         );
         let lines = run_and_kill(child, plan, &ctx);
@@ -924,7 +897,7 @@ fn sync_crash() {
             &[
                 (DB_VAR, path.to_string_lossy().into()),
                 (KEY_VAR, hex(&key)),
-                (CHILD_SEED_VAR, rng.next().to_string()),
+                (CHILD_SEED_VAR, rng.next_u64().to_string()),
                 (URL_VAR, server.url.clone()),
                 (TOKEN_VAR, server.token.clone()),
             ],

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use crewsafe::db::schema;
+use crewsafe::internals::schema;
 use crewsafe::*;
 use sha2::{Digest, Sha256};
 
@@ -188,10 +188,10 @@ fn version_2_data_survives_the_upgrade() {
         ]
     );
 
-    let key = crewsafe::crypto::DataKey::from_bytes(&source.key).unwrap();
+    let key = crewsafe::internals::DataKey::from_bytes(&source.key).unwrap();
     let reason = key
         .seal(
-            crewsafe::crypto::Slot::new("outbox", "wedged_reason", &reports[0].id),
+            crewsafe::internals::Slot::new("outbox", "wedged_reason", &reports[0].id),
             br#""content.fields: rejected by the server""#,
         )
         .unwrap();

@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime};
 
 use common::net::{config, Server, Tokens};
 use common::{complete_fields, crew, fix};
-use crewsafe::crypto::{CryptoError, DataKey, Slot, ENVELOPE_V1};
+use crewsafe::internals::{CryptoError, DataKey, Slot, ENVELOPE_V1};
 use crewsafe::*;
 use crewsafe_server::TestFault;
 use proptest::prelude::*;

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use common::net::{config, Tokens};
 use common::*;
-use crewsafe::sync::transport::spki_pin_of_cert_der;
+use crewsafe::internals::spki_pin_of_cert_der;
 use crewsafe::*;
 use crewsafe_server::{RunningServer, ServerConfig};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};

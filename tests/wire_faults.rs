@@ -29,6 +29,7 @@ use std::time::{Duration, Instant, SystemTime};
 use common::net::{Server, Tokens};
 use common::proxy::{Fault, Proxy};
 use common::*;
+use crewsafe::internals::Rng;
 use crewsafe::*;
 use crewsafe_server::{ServerStore, TestFault};
 
@@ -942,27 +943,6 @@ fn poison_records() {
 // Chaos
 // ---------------------------------------------------------------------------------------
 
-/// splitmix64: a small, seedable generator (no dependency).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
-
 #[test]
 fn chaos() {
     let long = std::env::var("CREWSAFE_LONG").is_ok_and(|v| v == "1");
@@ -981,7 +961,7 @@ fn chaos() {
         (60, Duration::from_secs(20))
     };
     eprintln!("wire_faults chaos: seed {seed} (replay with CREWSAFE_SEED={seed}), long={long}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let batch = 1 + rng.below(5) as u32;
     let timeout_ms = 1_500;
     let mut e = Env::new(|c| {

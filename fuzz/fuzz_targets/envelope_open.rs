@@ -5,7 +5,7 @@
 
 use std::sync::OnceLock;
 
-use crewsafe::crypto::{split_envelope, CryptoError, DataKey, Slot, ENVELOPE_V1};
+use crewsafe::internals::{split_envelope, CryptoError, DataKey, Slot, ENVELOPE_V1};
 use libfuzzer_sys::fuzz_target;
 
 /// The key the seed envelopes in `fuzz/seeds/envelope_open` were sealed with.

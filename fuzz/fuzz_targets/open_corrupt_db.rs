@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
-use crewsafe::crypto::{DataKey, Slot};
+use crewsafe::internals::{crew, fix, DataKey, Slot};
 use crewsafe::*;
 use libfuzzer_sys::fuzz_target;
 
@@ -22,25 +22,6 @@ const KEY: [u8; 32] = *b"crewsafe-fuzz-fixed-key-32-bytes";
 struct Template {
     dir: PathBuf,
     bytes: Vec<u8>,
-}
-
-fn crew() -> CrewIdentity {
-    CrewIdentity {
-        device_id: "device-0001".into(),
-        crew_id: "astana-brigade-12".into(),
-        staff_id: Some("staff-77".into()),
-    }
-}
-
-fn fix() -> LocationFix {
-    LocationFix {
-        latitude: 51.1694,
-        longitude: 71.4491,
-        accuracy_m: 6.5,
-        altitude_m: Some(347.0),
-        provider: LocationProvider::Gps,
-        fixed_at: SystemTime::now(),
-    }
 }
 
 fn fields() -> IncidentFields {

@@ -60,14 +60,8 @@ pub struct Db {
     path: PathBuf,
     durability: Durability,
     changes: u64,
-    /// Per lane (SOS, report): a `seq` at or below that lane's first queued or sending row.
-    floors: [i64; 2],
-    /// Records of the upload in flight, with their kinds. Kept in memory only: on disk they
-    /// stay `queued`, so a crash mid-upload needs no repair and a sync writes each row once.
-    in_flight: std::collections::HashMap<String, crate::model::RecordKind>,
-    /// `seq` of the newest SOS raised through this handle (0: none): a sync started before it
-    /// still takes it.
-    newest_sos: i64,
+    /// The outbox's state kept in memory.
+    outbox: outbox::OutboxState,
 }
 
 impl Db {
@@ -128,9 +122,7 @@ impl Db {
             path: path.to_path_buf(),
             durability: Durability::Full,
             changes: 0,
-            floors: [1, 1],
-            in_flight: Default::default(),
-            newest_sos: 0,
+            outbox: outbox::OutboxState::default(),
         })
     }
 
@@ -215,11 +207,6 @@ impl Db {
     pub fn next_change(&mut self) -> u64 {
         self.changes += 1;
         self.changes
-    }
-
-    /// The file this store lives in.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Runs `f` in one IMMEDIATE transaction committed with the given durability. If `f`

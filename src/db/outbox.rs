@@ -29,7 +29,7 @@ use super::records::wedged_slot;
 use super::{check_id, Db, Durability};
 use crate::crypto::Slot;
 use crate::error::{Result, StoreError};
-use crate::model::{DispatchStatus, Lane, RecordKind, SyncState};
+use crate::model::{DispatchStatus, Lane, RecordChange, RecordKind, SyncState};
 
 /// A queued record, decrypted, ready to be put on the wire.
 pub struct QueuedRecord {
@@ -43,14 +43,36 @@ pub struct QueuedRecord {
     pub payload: Zeroizing<Vec<u8>>,
 }
 
-/// How far into the queue a read may look.
+/// The outbox's state kept in memory beside its rows: where each lane's queue starts, the
+/// records of the upload in flight, and the newest SOS raised through this handle.
+#[derive(Debug)]
+pub(crate) struct OutboxState {
+    /// Per lane (SOS, report): a `seq` at or below that lane's first queued or sending row.
+    pub(super) floors: [i64; 2],
+    /// Records of the upload in flight, with their kinds. Kept in memory only: on disk they
+    /// stay `queued`, so a crash mid-upload needs no repair and a sync writes each row once.
+    pub(super) in_flight: HashMap<String, RecordKind>,
+    /// `seq` of the newest SOS raised through this handle (0: none): a sync started before it
+    /// still takes it.
+    pub(super) newest_sos: i64,
+}
+
+impl Default for OutboxState {
+    fn default() -> Self {
+        OutboxState {
+            floors: [1, 1],
+            in_flight: HashMap::new(),
+            newest_sos: 0,
+        }
+    }
+}
+
+/// How far into the queue a read may look: records queued up to `queued_by` (a sync's
+/// start), plus, in the SOS lane, everything up to the newest SOS raised since.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Horizon {
-    /// Everything queued.
-    All,
-    /// Records queued up to this `seq` (a sync's start), plus, in the SOS lane, everything up
-    /// to the newest SOS raised since.
-    QueuedBy(i64),
+pub struct Horizon {
+    /// The `seq` of the newest record when the sync started.
+    pub queued_by: i64,
 }
 
 /// What the server said about one record.
@@ -66,25 +88,6 @@ pub enum Outcome {
         /// The server's reason.
         reason: String,
     },
-}
-
-/// A state change to tell listeners about.
-///
-/// Changes are numbered in the order they were committed. When a sync runs on another
-/// thread, the callbacks for one record can arrive out of that order (for example `Sending`
-/// just before `Queued`): keep, per record, the change with the highest `sequence`.
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
-pub struct RecordChange {
-    /// Commit order of this change within this store object (starts at 1 when it opens).
-    pub sequence: u64,
-    /// Record id.
-    pub id: String,
-    /// Record kind.
-    pub kind: RecordKind,
-    /// New state.
-    pub state: SyncState,
-    /// For an SOS: what dispatch has done with it.
-    pub dispatch_status: Option<DispatchStatus>,
 }
 
 /// Runs `sql`, an UPDATE whose `?1` is a JSON array of record ids and which returns
@@ -153,7 +156,7 @@ impl Db {
     /// Finds each lane's floor from scratch: one pass over the table for both lanes.
     pub(crate) fn refresh_floors(&mut self) -> Result<()> {
         let end = self.end_seq()?;
-        self.floors = [end, end];
+        self.outbox.floors = [end, end];
         let mut stmt = self.conn.prepare(
             "SELECT lane, min(seq) FROM records WHERE state IN ('queued', 'sending') GROUP BY lane",
         )?;
@@ -162,7 +165,7 @@ impl Db {
             .collect::<rusqlite::Result<Vec<_>>>()?;
         drop(stmt);
         for (lane, seq) in firsts {
-            self.floors[lane_index(lane)] = seq;
+            self.outbox.floors[lane_index(lane)] = seq;
         }
         Ok(())
     }
@@ -184,7 +187,7 @@ impl Db {
     /// lane has none. Scans from the current floor.
     fn advance_floors(&mut self) -> Result<()> {
         for lane in [Lane::Sos, Lane::Report] {
-            let from = self.floors[lane_index(lane)];
+            let from = self.outbox.floors[lane_index(lane)];
             let first: Option<i64> = self
                 .conn
                 .prepare_cached(
@@ -193,7 +196,7 @@ impl Db {
                 )?
                 .query_row(params![from, lane], |r| r.get(0))
                 .optional()?;
-            self.floors[lane_index(lane)] = match first {
+            self.outbox.floors[lane_index(lane)] = match first {
                 Some(seq) => seq,
                 None => self.end_seq()?,
             };
@@ -204,14 +207,14 @@ impl Db {
     /// Lowers every floor to `seq` (a row at `seq` may be pending again, or a new row may
     /// reuse a `seq` freed by a delete).
     fn lower_floors(&mut self, seq: i64) {
-        for f in &mut self.floors {
+        for f in &mut self.outbox.floors {
             *f = (*f).min(seq);
         }
     }
 
     /// The lowest floor: no pending row of any lane lies below it.
     pub(crate) fn min_floor(&self) -> i64 {
-        self.floors[0].min(self.floors[1])
+        self.outbox.floors[0].min(self.outbox.floors[1])
     }
 
     /// Puts rows a store of an older version left `sending` on disk back in the queue.
@@ -228,7 +231,7 @@ impl Db {
 
     /// Forgets the upload in flight (its rows are queued on disk anyway).
     pub fn clear_in_flight(&mut self) {
-        self.in_flight.clear();
+        self.outbox.in_flight.clear();
     }
 
     /// Until when (ms) a lane must wait, if it must.
@@ -301,7 +304,7 @@ impl Db {
                  WHERE r.seq >= CASE l.lane WHEN 'sos' THEN ?1 ELSE ?2 END \
                  AND r.lane = l.lane AND r.state IN ('queued', 'sending'))",
             )?
-            .query_row(params![self.floors[0], self.floors[1]], |r| {
+            .query_row(params![self.outbox.floors[0], self.outbox.floors[1]], |r| {
                 r.get::<_, Option<i64>>(0)
             })?)
     }
@@ -320,15 +323,14 @@ impl Db {
              WHERE seq >= ?3 AND lane = ?1 AND state = 'queued' AND seq <= ?4 \
              ORDER BY seq LIMIT ?2",
         )?;
-        let last = match (horizon, lane) {
-            (Horizon::All, _) => i64::MAX,
-            (Horizon::QueuedBy(seq), Lane::Report) => seq,
+        let last = match lane {
+            Lane::Report => horizon.queued_by,
             // An SOS raised during the sync goes too, with what is queued before it.
-            (Horizon::QueuedBy(seq), Lane::Sos) => seq.max(self.newest_sos),
+            Lane::Sos => horizon.queued_by.max(self.outbox.newest_sos),
         };
-        let floor = self.floors[lane_index(lane)];
+        let floor = self.outbox.floors[lane_index(lane)];
         // Rows in flight are still `queued` on disk: read past them.
-        let reach = u64::from(limit) + self.in_flight.len() as u64;
+        let reach = u64::from(limit) + self.outbox.in_flight.len() as u64;
         let rows = stmt.query_map(params![lane, reach, floor, last], |r| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -341,7 +343,7 @@ impl Db {
         let mut out = Vec::new();
         for row in rows {
             let (id, kind, parent_id, sealed) = row?;
-            if self.in_flight.contains_key(&id) {
+            if self.outbox.in_flight.contains_key(&id) {
                 continue;
             }
             if out.len() == limit as usize {
@@ -365,7 +367,7 @@ impl Db {
     /// Marks records as part of an upload in flight: in memory only, nothing is written.
     pub fn mark_sending(&mut self, records: &[(String, RecordKind)]) -> Vec<RecordChange> {
         for (id, kind) in records {
-            self.in_flight.insert(id.clone(), *kind);
+            self.outbox.in_flight.insert(id.clone(), *kind);
         }
         self.numbered(state_changes(records.to_vec(), SyncState::Sending))
     }
@@ -373,13 +375,13 @@ impl Db {
     /// Counts a record in flight without sending it (and without telling listeners), so that
     /// reads pass it: a follow-up held back with its SOS.
     pub fn hold(&mut self, id: &str, kind: RecordKind) {
-        self.in_flight.insert(id.to_string(), kind);
+        self.outbox.in_flight.insert(id.to_string(), kind);
     }
 
     /// Ends [`Db::hold`]: the records are read again, and no attempt is counted.
     pub fn unhold(&mut self, ids: &[String]) {
         for id in ids {
-            self.in_flight.remove(id);
+            self.outbox.in_flight.remove(id);
         }
     }
 
@@ -388,7 +390,7 @@ impl Db {
     pub fn requeue(&mut self, ids: &[String]) -> Result<Vec<RecordChange>> {
         let back: Vec<(String, RecordKind)> = ids
             .iter()
-            .filter_map(|id| self.in_flight.remove_entry(id))
+            .filter_map(|id| self.outbox.in_flight.remove_entry(id))
             .collect();
         if back.is_empty() {
             return Ok(Vec::new());
@@ -420,7 +422,7 @@ impl Db {
     pub fn apply_outcomes(&mut self, outcomes: &[(String, Outcome)]) -> Result<Vec<RecordChange>> {
         let changes = self.apply_outcomes_unnumbered(outcomes)?;
         for (id, _) in outcomes {
-            self.in_flight.remove(id);
+            self.outbox.in_flight.remove(id);
         }
         self.advance_floors()?;
         Ok(self.numbered(changes))
@@ -434,7 +436,7 @@ impl Db {
         let mut delivered: BTreeMap<(i64, i64), Vec<&str>> = BTreeMap::new();
         let mut wedged = Vec::new();
         for (id, outcome) in outcomes {
-            let attempt = i64::from(self.in_flight.contains_key(id));
+            let attempt = i64::from(self.outbox.in_flight.contains_key(id));
             match outcome {
                 Outcome::Delivered { received_at_ms } => delivered
                     .entry((*received_at_ms, attempt))

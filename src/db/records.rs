@@ -132,7 +132,7 @@ impl Db {
         let rows = stmt.query_map([param], read_row)?;
         rows.map(|r| {
             let mut row = r?;
-            if row.state == SyncState::Queued && self.in_flight.contains_key(&row.id) {
+            if row.state == SyncState::Queued && self.outbox.in_flight.contains_key(&row.id) {
                 row.state = SyncState::Sending;
             }
             Ok(row)
@@ -179,7 +179,7 @@ impl Db {
         let seq = self.write(Durability::Full, |tx, _| {
             insert_record(tx, &id, RecordKind::Sos, None, &sealed)
         })?;
-        self.newest_sos = self.newest_sos.max(seq);
+        self.outbox.newest_sos = self.outbox.newest_sos.max(seq);
         Ok(Sos {
             id,
             crew: payload.crew,

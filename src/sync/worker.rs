@@ -3,93 +3,15 @@
 //! records and a returning network wake it; `shutdown()` stops it and waits for it. It never
 //! gives up on a server that refuses requests: it waits for the lane's backoff and tries again.
 
-use std::sync::{Arc, Condvar, Mutex, TryLockError, Weak};
+use std::sync::{Arc, TryLockError, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
-use super::{sync_locked, SyncOutcome};
+use super::engine::sync_locked;
+use super::report::SyncOutcome;
+use super::shared::Shared;
+use super::signal::Signal;
 use crate::error::CrewSafeError;
-use crate::store::Shared;
-
-#[derive(Default)]
-struct State {
-    online: bool,
-    stop: bool,
-    kicked: bool,
-}
-
-/// Shared switches between the store and its worker thread.
-#[derive(Default)]
-pub struct Signal {
-    state: Mutex<State>,
-    cv: Condvar,
-}
-
-impl Signal {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The host reports connectivity. Returns true when this is a change from offline to
-    /// online (platforms repeat "online" often; only the change should reset retry delays).
-    pub fn set_online(&self, online: bool) -> bool {
-        let mut s = self.lock();
-        let came_online = online && !s.online;
-        s.online = online;
-        s.kicked |= online;
-        self.cv.notify_all();
-        came_online
-    }
-
-    /// Wakes the worker because there may be new work.
-    pub fn kick(&self) {
-        self.lock().kicked = true;
-        self.cv.notify_all();
-    }
-
-    /// Asks the worker to stop.
-    pub fn stop(&self) {
-        self.lock().stop = true;
-        self.cv.notify_all();
-    }
-
-    /// Whether the worker was asked to stop.
-    fn stopping(&self) -> bool {
-        self.lock().stop
-    }
-
-    /// Clears a previous stop request, before a new worker starts.
-    pub fn resume(&self) {
-        self.lock().stop = false;
-    }
-
-    /// Waits until there is a reason to sync (returns true) or the worker must stop (false).
-    fn wait(&self, deadline: Option<SystemTime>) -> bool {
-        let mut s = self.lock();
-        loop {
-            if s.stop {
-                return false;
-            }
-            let due = deadline.is_some_and(|d| SystemTime::now() >= d);
-            if s.online && (s.kicked || due) {
-                s.kicked = false;
-                return true;
-            }
-            let wait = match (s.online, deadline) {
-                (true, Some(d)) => d
-                    .duration_since(SystemTime::now())
-                    .unwrap_or(Duration::ZERO)
-                    .max(Duration::from_millis(10)),
-                _ => Duration::from_secs(3600),
-            };
-            s = self
-                .cv
-                .wait_timeout(s, wait)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-    }
-}
 
 /// Starts the worker thread. It holds only a weak reference to the store's shared state, so
 /// dropping the store ends it.
@@ -141,7 +63,7 @@ fn run(shared: Weak<Shared>, signal: Arc<Signal>) {
                         .db(|db| db.next_attempt_at())
                         .ok()
                         .flatten()
-                        .map(super::ms_to_time)
+                        .map(super::clock::ms_to_time)
                         .unwrap_or_else(|| SystemTime::now() + Duration::from_secs(30)),
                 )
             }

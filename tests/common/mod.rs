@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 use crewsafe::*;
 
@@ -56,48 +55,7 @@ impl TestStore {
     }
 }
 
-pub fn crew() -> CrewIdentity {
-    CrewIdentity {
-        device_id: "device-0001".into(),
-        crew_id: "astana-brigade-12".into(),
-        staff_id: Some("staff-77".into()),
-    }
-}
-
-pub fn fix() -> LocationFix {
-    LocationFix {
-        latitude: 51.1694,
-        longitude: 71.4491,
-        accuracy_m: 6.5,
-        altitude_m: Some(347.0),
-        provider: LocationProvider::Gps,
-        fixed_at: SystemTime::now(),
-    }
-}
-
-/// A report that passes every finalize rule.
-pub fn complete_fields() -> IncidentFields {
-    IncidentFields {
-        occurred_at: Some(SystemTime::now() - Duration::from_secs(1800)),
-        location: Some(fix()),
-        address: Some("Kenesary st 40, apt 12".into()),
-        kind: Some(IncidentKind::PhysicalAssault),
-        severity: Some(Severity::Serious),
-        staff_harmed: vec![HarmedStaff {
-            role: StaffRole::Paramedic,
-            name: Some("A. Seitkali".into()),
-            injury_description: Some("struck on the head".into()),
-        }],
-        perpetrator_description: Some("male, about 40, intoxicated".into()),
-        witnesses: vec![Witness {
-            name: "Neighbour".into(),
-            contact: Some("+7 700 000 0000".into()),
-        }],
-        police_called: Some(true),
-        police_report_number: Some("KUI-2026-1234".into()),
-        dispatch_call_number: Some("103-556677".into()),
-        narrative: Some("The patient's son attacked the paramedic during treatment.".into()),
-    }
-}
+#[allow(unused_imports)]
+pub use crewsafe::internals::{complete_fields, crew, fix};
 pub mod net;
 pub mod proxy;

@@ -1,0 +1,61 @@
+//! The state the exported store, its sync engine and its background worker share: the open
+//! database behind one mutex, the sync configuration, the one-sync-at-a-time lock, the
+//! listeners and the worker's switches.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::setup::SyncSetup;
+use super::signal::Signal;
+use crate::db::Db;
+use crate::error::StoreError;
+use crate::observer::Observers;
+
+/// State shared by the store object, its sync engine and its background worker.
+pub(crate) struct Shared {
+    db: Mutex<Option<Db>>,
+    sync: Mutex<Option<Arc<SyncSetup>>>,
+    /// Held for the whole of a sync: one at a time.
+    pub(crate) sync_lock: Mutex<()>,
+    pub(crate) observers: Arc<Observers>,
+    pub(crate) signal: Arc<Signal>,
+}
+
+impl Shared {
+    /// Shares an open database, with no sync configured yet.
+    pub(crate) fn new(db: Db) -> Shared {
+        Shared {
+            db: Mutex::new(Some(db)),
+            sync: Mutex::new(None),
+            sync_lock: Mutex::new(()),
+            observers: Arc::new(Observers::default()),
+            signal: Arc::new(Signal::default()),
+        }
+    }
+
+    /// The database slot, locked (`None` once closed).
+    pub(crate) fn lock_db(&self) -> MutexGuard<'_, Option<Db>> {
+        // A panic while holding the lock leaves SQLite consistent (the transaction rolls
+        // back on drop), so a poisoned lock is safe to keep using.
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on the open database under its lock.
+    pub(crate) fn db<T>(
+        &self,
+        f: impl FnOnce(&mut Db) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut guard = self.lock_db();
+        let db = guard.as_mut().ok_or(StoreError::Closed)?;
+        f(db)
+    }
+
+    /// The current sync configuration, if any.
+    pub(crate) fn sync_setup(&self) -> Option<Arc<SyncSetup>> {
+        self.sync.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the sync configuration.
+    pub(crate) fn set_sync_setup(&self, setup: SyncSetup) {
+        *self.sync.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(setup));
+    }
+}
