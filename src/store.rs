@@ -218,6 +218,7 @@ impl CrewStore {
 
     /// Stops the background sync and closes the store; later calls fail with `Closed`.
     pub fn close(&self) -> R<()> {
+        self.shared.begin_close();
         self.stop_worker();
         match self.shared.lock_db().take() {
             Some(db) => db.close().map_err(CrewSafeError::from),
@@ -234,6 +235,7 @@ impl CrewStore {
                 reason: "must be exactly DESTROY".into(),
             });
         }
+        self.shared.begin_close();
         self.stop_worker();
         match self.shared.lock_db().take() {
             Some(db) => db.destroy().map_err(CrewSafeError::from),

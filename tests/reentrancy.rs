@@ -446,3 +446,81 @@ fn sync_settings_out_of_bounds_are_refused_naming_the_field() {
     c.max_batch_bytes = 4 * 1024 * 1024;
     t.store.configure_sync(c, Tokens::new("a", "b")).unwrap();
 }
+
+/// A listener that raises a new SOS whenever a record is sent or delivered, without end.
+struct RaiseAlways(Mutex<Weak<CrewStore>>);
+
+impl RecordListener for RaiseAlways {
+    fn on_record_changed(&self, c: RecordChange) -> Result<(), HostError> {
+        if c.state == SyncState::Queued {
+            return Ok(());
+        }
+        if let Some(s) = self.0.lock().unwrap().upgrade() {
+            let _ = s.raise_sos(crew(), None, None);
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn close_returns_while_callbacks_keep_feeding_the_worker_alarms() {
+    let server = Server::start();
+    let t = TestStore::new();
+    t.store
+        .configure_sync(
+            common::net::config(&server.url),
+            Tokens::new(&server.token, &server.token),
+        )
+        .unwrap();
+    t.store.raise_sos(crew(), None, None).unwrap();
+    let _sub = t
+        .store
+        .subscribe_records(Arc::new(RaiseAlways(Mutex::new(Arc::downgrade(&t.store)))));
+    t.store.set_online(true).unwrap();
+    // Let the worker get going, then close from this thread.
+    let end = Instant::now() + Duration::from_secs(30);
+    while server.all_ids().len() < 20 {
+        assert!(Instant::now() < end, "the worker did not deliver");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let store = t.store.clone();
+    within(30, "close while callbacks keep raising alarms", move || {
+        store.close()
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_manual_sync_returns_while_its_callbacks_keep_raising_alarms() {
+    let server = Server::start();
+    let t = TestStore::new();
+    t.store
+        .configure_sync(
+            common::net::config(&server.url),
+            Tokens::new(&server.token, &server.token),
+        )
+        .unwrap();
+    for _ in 0..3 {
+        t.store.raise_sos(crew(), None, None).unwrap();
+        let d = t.store.create_draft(crew(), complete_fields()).unwrap();
+        t.store.finalize_draft(d.id, d.revision).unwrap();
+    }
+    let _sub = t
+        .store
+        .subscribe_records(Arc::new(RaiseAlways(Mutex::new(Arc::downgrade(&t.store)))));
+    let store = t.store.clone();
+    let report = within(
+        30,
+        "sync_now while its callbacks keep raising alarms",
+        move || store.sync_now(),
+    )
+    .unwrap();
+    assert!(report.accepted >= 6, "{report:?}");
+    assert_eq!(
+        report.outcome,
+        SyncOutcome::Deferred,
+        "alarms raised meanwhile wait"
+    );
+    let store = t.store.clone();
+    within(30, "close", move || store.close()).unwrap();
+}

@@ -68,11 +68,14 @@ impl Default for OutboxState {
 }
 
 /// How far into the queue a read may look: records queued up to `queued_by` (a sync's
-/// start), plus, in the SOS lane, everything up to the newest SOS raised since.
+/// start), plus, in the SOS lane, everything up to `sos_by` (the newest SOS raised since,
+/// when the sync turned to the SOS lane).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Horizon {
     /// The `seq` of the newest record when the sync started.
     pub queued_by: i64,
+    /// The `seq` of the newest SOS when the sync last turned to the SOS lane.
+    pub sos_by: i64,
 }
 
 /// What the server said about one record.
@@ -171,6 +174,11 @@ impl Db {
     }
 
     /// Just past the last row: every row inserted later has a higher `seq`.
+    /// The `seq` of the newest SOS raised through this handle (0: none since it opened).
+    pub fn newest_sos(&self) -> i64 {
+        self.outbox.newest_sos
+    }
+
     /// The `seq` of the newest record (0 when there is none).
     pub fn last_seq(&self) -> Result<i64> {
         Ok(self.end_seq()? - 1)
@@ -326,7 +334,7 @@ impl Db {
         let last = match lane {
             Lane::Report => horizon.queued_by,
             // An SOS raised during the sync goes too, with what is queued before it.
-            Lane::Sos => horizon.queued_by.max(self.outbox.newest_sos),
+            Lane::Sos => horizon.queued_by.max(horizon.sos_by),
         };
         let floor = self.outbox.floors[lane_index(lane)];
         // Rows in flight are still `queued` on disk: read past them.

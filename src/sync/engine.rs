@@ -73,6 +73,7 @@ pub(crate) fn sync_locked(shared: &Shared) -> Result<SyncReport, CrewSafeError> 
         accepted_any: false,
         horizon: Horizon {
             queued_by: shared.db(|db| db.last_seq()).map_err(SyncError::from)?,
+            sos_by: 0,
         },
     };
     run.progress(SyncPhase::Started, None);
@@ -145,7 +146,22 @@ impl Run<'_> {
         // A batch already marked sending, with the previous answer to apply meanwhile.
         let mut carried: Option<(Batch, Answered)> = None;
         let mut suspects = Suspects::default();
+        if lane == Lane::Sos {
+            // SOS alarms raised so far go too; those raised from here on wait for the next
+            // turn to this lane (or the next sync), so the lane ends even if callbacks keep
+            // raising alarms.
+            self.horizon.sos_by = self.shared.db(|db| Ok(db.newest_sos()))?;
+        }
         loop {
+            if self.shared.closing() {
+                // The store is closing: apply what was answered, put the rest back.
+                if let Some((batch, previous)) = carried.take() {
+                    self.apply_answer(lane, &previous)?;
+                    self.requeue(&batch.ids)?;
+                }
+                self.release(&suspects)?;
+                return Ok(false);
+            }
             let (batch, previous) = match carried.take() {
                 Some((batch, previous)) => (batch, Some(previous)),
                 None => {
@@ -300,13 +316,22 @@ impl Run<'_> {
         }
     }
 
-    /// Whether `lane` is the report lane and an SOS-lane record is waiting.
+    /// Whether `lane` is the report lane and an SOS-lane record is waiting (an SOS raised
+    /// since the sync began counts).
     pub(super) fn sos_waits_behind(&self, lane: Lane) -> Result<bool, SyncError> {
-        Ok(lane == Lane::Report
-            && !self
-                .shared
-                .db(|db| db.queued(Lane::Sos, 1, self.horizon))?
-                .is_empty())
+        if lane != Lane::Report {
+            return Ok(false);
+        }
+        Ok(!self
+            .shared
+            .db(|db| {
+                let now = Horizon {
+                    sos_by: db.newest_sos(),
+                    ..self.horizon
+                };
+                db.queued(Lane::Sos, 1, now)
+            })?
+            .is_empty())
     }
 
     /// Posts a batch body. Meanwhile, on another thread, applies `previous` (if given) and

@@ -2,6 +2,7 @@
 //! database behind one mutex, the sync configuration, the one-sync-at-a-time lock, the
 //! listeners and the worker's switches.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::setup::SyncSetup;
@@ -18,6 +19,8 @@ pub(crate) struct Shared {
     pub(crate) sync_lock: Mutex<()>,
     pub(crate) observers: Arc<Observers>,
     pub(crate) signal: Arc<Signal>,
+    /// Set when the store starts closing: a running sync ends after its current batch.
+    closing: AtomicBool,
 }
 
 impl Shared {
@@ -29,7 +32,19 @@ impl Shared {
             sync_lock: Mutex::new(()),
             observers: Arc::new(Observers::default()),
             signal: Arc::new(Signal::default()),
+            closing: AtomicBool::new(false),
         }
+    }
+
+    /// The store is closing: a running sync stops at its next batch (so that `close()` never
+    /// waits on a sync that callbacks keep feeding).
+    pub(crate) fn begin_close(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the store is closing.
+    pub(crate) fn closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
     }
 
     /// The database slot, locked (`None` once closed).

@@ -366,6 +366,7 @@ fun main() {
     }
 
     syncTests() // SyncTests.kt: against the server of bindings/with-test-server.sh
+    callbackTests() // CallbackTests.kt: callbacks that call back into the store (same server)
 
     finishTests()
 }
