@@ -35,7 +35,9 @@ pub fn generate_data_key() -> Vec<u8> {
 }
 
 /// An encrypted, offline store of SOS alarms and incident reports on this phone, with its
-/// sync to the national server.
+/// sync to the national server. Ids handed in may be in any UUID form (upper or lower case,
+/// with or without hyphens, braces or `urn:uuid:`); ids handed out are lower-case and
+/// hyphenated. Any method may be called from the store's own callbacks.
 #[derive(uniffi::Object)]
 pub struct CrewStore {
     shared: Arc<Shared>,
@@ -274,7 +276,10 @@ impl CrewStore {
     /// report says `WillRetry` and when. Errors: `NotConfigured`, `Unauthorized` (the token
     /// was refused twice), `InvalidDeviceToken`, `PinMismatch`, `CertificateRejected`,
     /// `ServerRejectedRequest` (a redirect, wrong path or other answer about the request:
-    /// records stay queued and are retried with backoff). Sync listeners hear the same error.
+    /// records stay queued and are retried with backoff), and `InvalidState` at once when
+    /// called from one of this store's callbacks during a sync (that sync goes on). Sync
+    /// listeners hear the same error. A sync delivers what was queued when it started plus
+    /// SOS alarms raised meanwhile, so it ends while records keep arriving.
     pub fn sync_now(&self) -> R<SyncReport> {
         sync::sync_now(&self.shared)
     }
