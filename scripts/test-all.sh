@@ -34,9 +34,10 @@ cargo test --release --workspace --features "$FEATURES"
 step "fuzz smoke run (every target a few seconds; long runs: fuzz/smoke.sh --long)"
 bash fuzz/smoke.sh
 
-step "benchmarks (quick smoke runs; full figures: cargo bench --bench store / --bench sync)"
+step "benchmarks (quick smoke runs; full figures: cargo bench --bench store / sync / history)"
 CREWSAFE_BENCH_QUICK=1 cargo bench --features "$FEATURES" --bench store
 CREWSAFE_BENCH_QUICK=1 cargo bench --features "$FEATURES" --bench sync
+CREWSAFE_BENCH_QUICK=1 cargo bench --features "$FEATURES" --bench history
 
 step "demo (smoke run)"
 cargo run --release --features "$FEATURES" --example demo >/dev/null

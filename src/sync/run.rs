@@ -29,6 +29,7 @@ pub(super) struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// Tells sync listeners where the sync is.
     pub(super) fn progress(&self, phase: SyncPhase, lane: Option<Lane>) {
         self.shared.observers.sync(&SyncProgress {
             phase,
@@ -40,6 +41,7 @@ impl Run<'_> {
         });
     }
 
+    /// Tells record listeners about changes (on the sync's own thread).
     pub(super) fn changed(&self, changes: Vec<RecordChange>) {
         self.shared.observers.records(&changes);
     }
@@ -51,6 +53,7 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// Wedges one record with the reason, and counts it in the report.
     pub(super) fn wedge(&mut self, id: &str, reason: String) -> Result<(), SyncError> {
         let changes = self
             .shared
