@@ -370,14 +370,20 @@ fn delete_draft_removes_it() {
     assert_eq!(t.store.pending_counts().unwrap().drafts, 0);
 }
 
+/// A store of schema v3 that an older app version left with rows `sending` on disk (that state
+/// was once written during an upload): the upgrade puts them back in the queue.
 #[test]
-fn rows_left_sending_by_a_crash_are_queued_again_on_open() {
+fn rows_left_sending_by_an_older_version_are_queued_again_on_upgrade() {
     let mut t = TestStore::new();
     let sos = t.store.raise_sos(crew(), None, None).unwrap();
     t.store.close().unwrap();
     rusqlite::Connection::open(&t.path)
         .unwrap()
-        .execute("UPDATE records SET state = 'sending', attempts = 1", [])
+        .execute_batch(
+            "UPDATE records SET state = 'sending', attempts = 1;
+             ALTER TABLE lanes DROP COLUMN floor;
+             PRAGMA user_version = 3;",
+        )
         .unwrap();
     t.reopen_after_close();
     let list = t.store.list_records().unwrap();

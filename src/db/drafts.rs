@@ -211,6 +211,7 @@ impl Db {
             }
             insert_record(tx, id, RecordKind::IncidentReport, None, &sealed).map(drop)
         })?;
+        self.queued_one(RecordKind::IncidentReport);
         Ok(report_from(id, payload, SyncState::Queued))
     }
 }

@@ -96,8 +96,7 @@ impl Db {
                 db.write(Durability::Full, |tx, _| schema::upgrade_from(tx, version))?;
             }
         }
-        db.refresh_floors()?;
-        db.requeue_interrupted()?;
+        db.load_floors()?;
         log::debug!("store opened (schema v{})", schema::VERSION);
         Ok(db)
     }
@@ -172,21 +171,6 @@ impl Db {
             )?;
             Ok(())
         })
-    }
-
-    /// Rows a store of schema v3 written by an older version left `sending` (that state was
-    /// once kept on disk during an upload) go back to `queued`. Writes only when there are such
-    /// rows.
-    fn requeue_interrupted(&mut self) -> Result<()> {
-        let stuck: i64 = self.conn.query_row(
-            "SELECT count(*) FROM records WHERE seq >= ?1 AND state = 'sending'",
-            [self.min_floor()],
-            |r| r.get(0),
-        )?;
-        if stuck > 0 {
-            self.reset_sending()?;
-        }
-        Ok(())
     }
 
     fn verify_canary(&self) -> Result<()> {

@@ -55,6 +55,9 @@ pub(crate) struct OutboxState {
     /// `seq` of the newest SOS raised through this handle (0: none): a sync started before it
     /// still takes it.
     pub(super) newest_sos: i64,
+    /// Records not yet delivered per lane, once counted (counted at the first ask after open,
+    /// then kept up to date by every change, so that asking costs nothing).
+    pub(super) pending: Option<[u64; 2]>,
 }
 
 impl Default for OutboxState {
@@ -63,6 +66,7 @@ impl Default for OutboxState {
             floors: [1, 1],
             in_flight: HashMap::new(),
             newest_sos: 0,
+            pending: None,
         }
     }
 }
@@ -156,19 +160,25 @@ fn lane_index(lane: Lane) -> usize {
 }
 
 impl Db {
-    /// Finds each lane's floor from scratch: one pass over the table for both lanes.
-    pub(crate) fn refresh_floors(&mut self) -> Result<()> {
-        let end = self.end_seq()?;
-        self.outbox.floors = [end, end];
-        let mut stmt = self.conn.prepare(
-            "SELECT lane, min(seq) FROM records WHERE state IN ('queued', 'sending') GROUP BY lane",
-        )?;
-        let firsts = stmt
+    /// Reads each lane's floor as stored (schema v4 keeps them in `lanes`): two numbers, not a
+    /// pass over the records.
+    pub(crate) fn load_floors(&mut self) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached("SELECT lane, floor FROM lanes")?;
+        let floors = stmt
             .query_map([], |r| Ok((r.get::<_, Lane>(0)?, r.get::<_, i64>(1)?)))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         drop(stmt);
-        for (lane, seq) in firsts {
-            self.outbox.floors[lane_index(lane)] = seq;
+        for (lane, floor) in floors {
+            self.outbox.floors[lane_index(lane)] = floor;
+        }
+        Ok(())
+    }
+
+    /// Stores the floors in the caller's transaction.
+    fn store_floors(tx: &Connection, floors: [i64; 2]) -> Result<()> {
+        let mut stmt = tx.prepare_cached("UPDATE lanes SET floor = ?2 WHERE lane = ?1")?;
+        for lane in [Lane::Sos, Lane::Report] {
+            stmt.execute(params![lane, floors[lane_index(lane)]])?;
         }
         Ok(())
     }
@@ -194,6 +204,7 @@ impl Db {
     /// Moves each floor up to its lane's first pending row, or to [`Self::end_seq`] when the
     /// lane has none. Scans from the current floor.
     fn advance_floors(&mut self) -> Result<()> {
+        let before = self.outbox.floors;
         for lane in [Lane::Sos, Lane::Report] {
             let from = self.outbox.floors[lane_index(lane)];
             let first: Option<i64> = self
@@ -208,6 +219,12 @@ impl Db {
                 Some(seq) => seq,
                 None => self.end_seq()?,
             };
+        }
+        let after = self.outbox.floors;
+        if after != before {
+            // A floor kept lower than the truth only costs a longer scan, so raising it may
+            // commit after the outcomes that allowed it (a crash in between is harmless).
+            self.write(Durability::Normal, |tx, _| Self::store_floors(tx, after))?;
         }
         Ok(())
     }
@@ -225,16 +242,34 @@ impl Db {
         self.outbox.floors[0].min(self.outbox.floors[1])
     }
 
-    /// Puts rows a store of an older version left `sending` on disk back in the queue.
-    pub fn reset_sending(&mut self) -> Result<u64> {
-        let floor = self.min_floor();
-        self.write(Durability::Full, |tx, _| {
-            Ok(tx
-                .prepare_cached(
-                    "UPDATE records SET state = 'queued' WHERE seq >= ?1 AND state = 'sending'",
-                )?
-                .execute([floor])? as u64)
-        })
+    /// Counts one more queued record of `kind` (after its insert committed).
+    pub(crate) fn queued_one(&mut self, kind: RecordKind) {
+        let lane = Lane::from(crewsafe_protocol::Kind::from(kind).lane());
+        if let Some(p) = &mut self.outbox.pending {
+            p[lane_index(lane)] += 1;
+        }
+    }
+
+    /// The number of records not yet delivered per lane (SOS, report).
+    pub(crate) fn pending_per_lane(&mut self) -> Result<[u64; 2]> {
+        if let Some(p) = self.outbox.pending {
+            return Ok(p);
+        }
+        let mut p = [0u64; 2];
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT lane, count(*) FROM records WHERE seq >= ?1 \
+             AND state IN ('queued', 'sending') GROUP BY lane",
+        )?;
+        let rows = stmt.query_map([self.min_floor()], |r| {
+            Ok((r.get::<_, Lane>(0)?, r.get::<_, u64>(1)?))
+        })?;
+        for row in rows {
+            let (lane, n) = row?;
+            p[lane_index(lane)] += n;
+        }
+        drop(stmt);
+        self.outbox.pending = Some(p);
+        Ok(p)
     }
 
     /// Forgets the upload in flight (its rows are queued on disk anyway).
@@ -432,6 +467,13 @@ impl Db {
         for (id, _) in outcomes {
             self.outbox.in_flight.remove(id);
         }
+        if let Some(p) = &mut self.outbox.pending {
+            // Every change here takes a record out of the queue (delivered or wedged).
+            for c in &changes {
+                let lane = Lane::from(crewsafe_protocol::Kind::from(c.kind).lane());
+                p[lane_index(lane)] = p[lane_index(lane)].saturating_sub(1);
+            }
+        }
         self.advance_floors()?;
         Ok(self.numbered(changes))
     }
@@ -544,14 +586,16 @@ impl Db {
         let id = canonical.as_str();
         let (kind, seq) = self.wedged_kind(id)?;
         self.lower_floors(seq);
+        let floors = self.outbox.floors;
         self.write(Durability::Full, |tx, _| {
             tx.execute(
                 "UPDATE records SET state = 'queued', wedged_reason = NULL, attempts = 0 \
                  WHERE id = ?1",
                 [id],
             )?;
-            Ok(())
+            Self::store_floors(tx, floors)
         })?;
+        self.queued_one(kind);
         Ok(RecordChange {
             sequence: self.next_change(),
             id: id.into(),
@@ -568,11 +612,17 @@ impl Db {
         let (_, seq) = self.wedged_kind(id)?;
         // Follow-ups come after their SOS; new rows may take the freed `seq` values.
         self.lower_floors(seq);
+        let floors = self.outbox.floors;
         self.write(Durability::Full, |tx, _| {
             // Follow-ups first: they refer to their SOS.
             let children = tx.execute("DELETE FROM records WHERE parent_id = ?1", [id])?;
             let record = tx.execute("DELETE FROM records WHERE id = ?1", [id])?;
+            Self::store_floors(tx, floors)?;
             Ok((children + record) as u64)
+        })
+        .inspect(|_| {
+            // Follow-ups of any state went too: count again at the next ask.
+            self.outbox.pending = None;
         })
     }
 

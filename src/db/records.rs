@@ -179,6 +179,7 @@ impl Db {
         let seq = self.write(Durability::Full, |tx, _| {
             insert_record(tx, &id, RecordKind::Sos, None, &sealed)
         })?;
+        self.queued_one(RecordKind::Sos);
         self.outbox.newest_sos = self.outbox.newest_sos.max(seq);
         Ok(Sos {
             id,
@@ -237,6 +238,7 @@ impl Db {
         self.write(Durability::Full, |tx, _| {
             insert_record(tx, &id, RecordKind::SosLocation, Some(sos_id), &sealed).map(drop)
         })?;
+        self.queued_one(RecordKind::SosLocation);
         Ok(SosLocationUpdate {
             id,
             sos_id: sos_id.into(),
@@ -266,6 +268,7 @@ impl Db {
         self.write(Durability::Full, |tx, _| {
             insert_record(tx, &id, RecordKind::SosCancel, Some(sos_id), &sealed).map(drop)
         })?;
+        self.queued_one(RecordKind::SosCancel);
         Ok(SosCancellation {
             id,
             sos_id: sos_id.into(),
@@ -406,22 +409,13 @@ impl Db {
     }
 
     /// Records not yet delivered per lane, wedged records and drafts.
-    pub fn pending_counts(&self) -> Result<PendingCounts> {
-        let mut counts = PendingCounts::default();
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT lane, count(*) FROM records WHERE seq >= ?1 \
-             AND state IN ('queued', 'sending') GROUP BY lane",
-        )?;
-        let rows = stmt.query_map([self.min_floor()], |r| {
-            Ok((r.get::<_, Lane>(0)?, r.get::<_, u64>(1)?))
-        })?;
-        for row in rows {
-            let (lane, n) = row?;
-            match lane {
-                Lane::Sos => counts.sos += n,
-                Lane::Report => counts.reports += n,
-            }
-        }
+    pub fn pending_counts(&mut self) -> Result<PendingCounts> {
+        let [sos, reports] = self.pending_per_lane()?;
+        let mut counts = PendingCounts {
+            sos,
+            reports,
+            ..PendingCounts::default()
+        };
         counts.wedged = self
             .conn
             .prepare_cached("SELECT count(*) FROM records WHERE state = 'wedged'")?

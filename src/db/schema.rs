@@ -13,6 +13,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../../sql/migrations/001_initial.sql"),
     include_str!("../../sql/migrations/002_sync.sql"),
     include_str!("../../sql/migrations/003_one_row_per_record.sql"),
+    include_str!("../../sql/migrations/004_lane_floors.sql"),
 ];
 
 /// The schema version this build writes.
