@@ -382,6 +382,8 @@ fn rows_left_sending_by_an_older_version_are_queued_again_on_upgrade() {
         .execute_batch(
             "UPDATE records SET state = 'sending', attempts = 1;
              ALTER TABLE lanes DROP COLUMN floor;
+             ALTER TABLE lanes DROP COLUMN pending;
+             ALTER TABLE lanes DROP COLUMN pending_as_of;
              PRAGMA user_version = 3;",
         )
         .unwrap();

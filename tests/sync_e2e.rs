@@ -746,3 +746,65 @@ fn unreadable_record_is_wedged_and_the_rest_delivered_in_order() {
             .contains("cannot be read on this phone"));
     }
 }
+
+/// Queue counts are exact across reopen (clean close or not) and through wedge, retry and
+/// discard: the first count after open starts from the figure stored with the last change.
+#[test]
+fn pending_counts_survive_reopen_and_every_change_of_state() {
+    let server = Server::start();
+    let mut t = TestStore::new();
+    let configure = |t: &TestStore| {
+        t.store
+            .configure_sync(
+                common::net::config(&server.url),
+                Tokens::new(&server.token, &server.token),
+            )
+            .unwrap();
+    };
+    let counts = |t: &TestStore| {
+        let c = t.store.pending_counts().unwrap();
+        (c.sos, c.reports, c.wedged)
+    };
+    let sos: Vec<String> = (0..4)
+        .map(|_| t.store.raise_sos(crew(), None, None).unwrap().id)
+        .collect();
+    t.store.add_sos_location(sos[0].clone(), fix()).unwrap();
+    let d = t.store.create_draft(crew(), complete_fields()).unwrap();
+    t.store.finalize_draft(d.id, d.revision).unwrap();
+    assert_eq!(counts(&t), (5, 1, 0));
+    // Reopened without a clean close (the old handle is just dropped, as in a crash), then
+    // after one.
+    let dirty_reopen = |t: &mut TestStore| {
+        let fresh = CrewStore::open(t.path_string(), t.key.clone()).unwrap();
+        drop(std::mem::replace(&mut t.store, fresh));
+    };
+    dirty_reopen(&mut t);
+    assert_eq!(counts(&t), (5, 1, 0));
+    t.store.close().unwrap();
+    t.reopen_after_close();
+    assert_eq!(counts(&t), (5, 1, 0));
+
+    // sos[0] is refused for good; its follow-up waits behind it and is refused too.
+    server.srv().faults().reject_id(sos[0].clone());
+    configure(&t);
+    t.store.sync_now().unwrap();
+    assert_eq!(counts(&t), (0, 0, 2));
+    t.store.raise_sos(crew(), None, None).unwrap();
+    dirty_reopen(&mut t);
+    assert_eq!(counts(&t), (1, 0, 2));
+    // Retry puts it back; discard takes it with its follow-up.
+    t.store.retry_wedged(sos[0].clone()).unwrap();
+    assert_eq!(counts(&t), (2, 0, 1));
+    t.store.close().unwrap();
+    t.reopen_after_close();
+    assert_eq!(counts(&t), (2, 0, 1));
+    configure(&t);
+    t.store.sync_now().unwrap();
+    assert_eq!(counts(&t), (0, 0, 2));
+    t.reopen();
+    assert_eq!(counts(&t), (0, 0, 2));
+    assert_eq!(t.store.discard_wedged(sos[0].clone()).unwrap(), 2);
+    assert_eq!(counts(&t), (0, 0, 0));
+    t.reopen();
+    assert_eq!(counts(&t), (0, 0, 0));
+}

@@ -18,7 +18,7 @@ CREATE TABLE "lanes" (
     "failures"          INTEGER NOT NULL DEFAULT 0, -- consecutive retryable failures
     "next_attempt_at"   INTEGER,                    -- ms; client backoff, cleared when the network returns
     "server_hold_until" INTEGER                     -- ms; from the server's Retry-After
-, "floor" INTEGER NOT NULL DEFAULT 1);
+, "floor" INTEGER NOT NULL DEFAULT 1, "pending" INTEGER NOT NULL DEFAULT 0, "pending_as_of" INTEGER NOT NULL DEFAULT 0);
 
 CREATE TABLE "records" (
     "seq"             INTEGER PRIMARY KEY,                 -- upload order within a lane

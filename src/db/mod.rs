@@ -243,7 +243,12 @@ impl Db {
     }
 
     /// Closes the connection (checkpointing the WAL).
-    pub fn close(self) -> Result<()> {
+    pub fn close(mut self) -> Result<()> {
+        // Counts known now need not be counted again at the next open; failing to store them
+        // only costs that count.
+        if let Err(e) = self.store_counts_at_close() {
+            log::debug!("queue counts not stored at close: {e}");
+        }
         self.conn.close().map_err(|(_, e)| StoreError::Sql(e))
     }
 

@@ -237,11 +237,6 @@ impl Db {
         }
     }
 
-    /// The lowest floor: no pending row of any lane lies below it.
-    pub(crate) fn min_floor(&self) -> i64 {
-        self.outbox.floors[0].min(self.outbox.floors[1])
-    }
-
     /// Counts one more queued record of `kind` (after its insert committed).
     pub(crate) fn queued_one(&mut self, kind: RecordKind) {
         let lane = Lane::from(crewsafe_protocol::Kind::from(kind).lane());
@@ -250,26 +245,52 @@ impl Db {
         }
     }
 
-    /// The number of records not yet delivered per lane (SOS, report).
+    /// The number of records not yet delivered per lane (SOS, report). The first ask after
+    /// open adds, to the count stored with the last change of state (or at close), the queued
+    /// records saved after it; later asks cost nothing.
     pub(crate) fn pending_per_lane(&mut self) -> Result<[u64; 2]> {
         if let Some(p) = self.outbox.pending {
             return Ok(p);
         }
         let mut p = [0u64; 2];
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT lane, count(*) FROM records WHERE seq >= ?1 \
-             AND state IN ('queued', 'sending') GROUP BY lane",
+        let stored: Vec<(Lane, u64, i64)> = self
+            .conn
+            .prepare_cached("SELECT lane, pending, pending_as_of FROM lanes")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut since = self.conn.prepare_cached(
+            "SELECT count(*) FROM records WHERE seq >= ?1 AND lane = ?2 \
+             AND state IN ('queued', 'sending')",
         )?;
-        let rows = stmt.query_map([self.min_floor()], |r| {
-            Ok((r.get::<_, Lane>(0)?, r.get::<_, u64>(1)?))
-        })?;
-        for row in rows {
-            let (lane, n) = row?;
-            p[lane_index(lane)] += n;
+        for (lane, pending, as_of) in stored {
+            let from = (as_of + 1).max(self.outbox.floors[lane_index(lane)]);
+            let later: u64 = since.query_row(params![from, lane], |r| r.get(0))?;
+            p[lane_index(lane)] = pending + later;
         }
-        drop(stmt);
+        drop(since);
         self.outbox.pending = Some(p);
         Ok(p)
+    }
+
+    /// Stores the per-lane counts of queued records, exact as of the newest record, in the
+    /// caller's transaction.
+    fn store_counts(tx: &Connection, counts: [u64; 2]) -> Result<()> {
+        let mut stmt = tx.prepare_cached(
+            "UPDATE lanes SET pending = ?2, \
+             pending_as_of = (SELECT IFNULL(max(seq), 0) FROM records) WHERE lane = ?1",
+        )?;
+        for lane in [Lane::Sos, Lane::Report] {
+            stmt.execute(params![lane, counts[lane_index(lane)]])?;
+        }
+        Ok(())
+    }
+
+    /// Stores the counts if they are known (at close): the next open need not count.
+    pub(crate) fn store_counts_at_close(&mut self) -> Result<()> {
+        match self.outbox.pending {
+            Some(counts) => self.write(Durability::Normal, |tx, _| Self::store_counts(tx, counts)),
+            None => Ok(()),
+        }
     }
 
     /// Forgets the upload in flight (its rows are queued on disk anyway).
@@ -467,13 +488,6 @@ impl Db {
         for (id, _) in outcomes {
             self.outbox.in_flight.remove(id);
         }
-        if let Some(p) = &mut self.outbox.pending {
-            // Every change here takes a record out of the queue (delivered or wedged).
-            for c in &changes {
-                let lane = Lane::from(crewsafe_protocol::Kind::from(c.kind).lane());
-                p[lane_index(lane)] = p[lane_index(lane)].saturating_sub(1);
-            }
-        }
         self.advance_floors()?;
         Ok(self.numbered(changes))
     }
@@ -499,6 +513,8 @@ impl Db {
                 )),
             }
         }
+        // The counts are stored with the outcomes, in the same transaction.
+        let before = self.pending_per_lane()?;
         let changed = self.write(Durability::Full, |tx, _| {
             let mut changed = HashMap::new();
             for ((at, attempt), ids) in &delivered {
@@ -525,8 +541,17 @@ impl Db {
                     changed.insert(id.to_string(), kind);
                 }
             }
-            Ok(changed)
+            // Every change here takes a record out of the queue (delivered or wedged).
+            let mut after = before;
+            for &kind in changed.values() {
+                let i = lane_index(Lane::from(crewsafe_protocol::Kind::from(kind).lane()));
+                after[i] = after[i].saturating_sub(1);
+            }
+            Self::store_counts(tx, after)?;
+            Ok((changed, after))
         })?;
+        let (changed, after) = changed;
+        self.outbox.pending = Some(after);
         let outcome_of: HashMap<&str, &Outcome> =
             outcomes.iter().map(|(id, o)| (id.as_str(), o)).collect();
         in_order(
@@ -585,6 +610,8 @@ impl Db {
         let canonical = check_id("record_id", id)?;
         let id = canonical.as_str();
         let (kind, seq) = self.wedged_kind(id)?;
+        let mut counts = self.pending_per_lane()?;
+        counts[lane_index(Lane::from(crewsafe_protocol::Kind::from(kind).lane()))] += 1;
         self.lower_floors(seq);
         let floors = self.outbox.floors;
         self.write(Durability::Full, |tx, _| {
@@ -593,9 +620,10 @@ impl Db {
                  WHERE id = ?1",
                 [id],
             )?;
-            Self::store_floors(tx, floors)
+            Self::store_floors(tx, floors)?;
+            Self::store_counts(tx, counts)
         })?;
-        self.queued_one(kind);
+        self.outbox.pending = Some(counts);
         Ok(RecordChange {
             sequence: self.next_change(),
             id: id.into(),
@@ -611,19 +639,27 @@ impl Db {
         let id = canonical.as_str();
         let (_, seq) = self.wedged_kind(id)?;
         // Follow-ups come after their SOS; new rows may take the freed `seq` values.
+        let before = self.pending_per_lane()?;
         self.lower_floors(seq);
         let floors = self.outbox.floors;
-        self.write(Durability::Full, |tx, _| {
+        let (deleted, after) = self.write(Durability::Full, |tx, _| {
+            // Follow-ups (SOS lane) of any state go too; the queued ones leave the count.
+            let queued: u64 = tx
+                .prepare_cached(
+                    "SELECT count(*) FROM records WHERE parent_id = ?1 AND state = 'queued'",
+                )?
+                .query_row([id], |r| r.get(0))?;
+            let mut after = before;
+            after[lane_index(Lane::Sos)] = after[lane_index(Lane::Sos)].saturating_sub(queued);
             // Follow-ups first: they refer to their SOS.
             let children = tx.execute("DELETE FROM records WHERE parent_id = ?1", [id])?;
             let record = tx.execute("DELETE FROM records WHERE id = ?1", [id])?;
             Self::store_floors(tx, floors)?;
-            Ok((children + record) as u64)
-        })
-        .inspect(|_| {
-            // Follow-ups of any state went too: count again at the next ask.
-            self.outbox.pending = None;
-        })
+            Self::store_counts(tx, after)?;
+            Ok(((children + record) as u64, after))
+        })?;
+        self.outbox.pending = Some(after);
+        Ok(deleted)
     }
 
     /// The kind and `seq` of a wedged record.
