@@ -201,32 +201,26 @@ impl Db {
             .query_row([], |r| r.get(0))?)
     }
 
-    /// Moves each floor up to its lane's first pending row, or to [`Self::end_seq`] when the
-    /// lane has none. Scans from the current floor.
-    fn advance_floors(&mut self) -> Result<()> {
-        let before = self.outbox.floors;
+    /// Each floor moved up to its lane's first pending row, or just past the last row when
+    /// the lane has none: scans from the current floors, in the caller's transaction.
+    fn advanced_floors(tx: &Connection, floors: [i64; 2]) -> Result<[i64; 2]> {
+        let mut out = floors;
         for lane in [Lane::Sos, Lane::Report] {
-            let from = self.outbox.floors[lane_index(lane)];
-            let first: Option<i64> = self
-                .conn
+            let first: Option<i64> = tx
                 .prepare_cached(
                     "SELECT seq FROM records WHERE seq >= ?1 AND lane = ?2 \
                      AND state IN ('queued', 'sending') ORDER BY seq LIMIT 1",
                 )?
-                .query_row(params![from, lane], |r| r.get(0))
+                .query_row(params![floors[lane_index(lane)], lane], |r| r.get(0))
                 .optional()?;
-            self.outbox.floors[lane_index(lane)] = match first {
+            out[lane_index(lane)] = match first {
                 Some(seq) => seq,
-                None => self.end_seq()?,
+                None => tx
+                    .prepare_cached("SELECT IFNULL(max(seq), 0) + 1 FROM records")?
+                    .query_row([], |r| r.get(0))?,
             };
         }
-        let after = self.outbox.floors;
-        if after != before {
-            // A floor kept lower than the truth only costs a longer scan, so raising it may
-            // commit after the outcomes that allowed it (a crash in between is harmless).
-            self.write(Durability::Normal, |tx, _| Self::store_floors(tx, after))?;
-        }
-        Ok(())
+        Ok(out)
     }
 
     /// Lowers every floor to `seq` (a row at `seq` may be pending again, or a new row may
@@ -488,7 +482,6 @@ impl Db {
         for (id, _) in outcomes {
             self.outbox.in_flight.remove(id);
         }
-        self.advance_floors()?;
         Ok(self.numbered(changes))
     }
 
@@ -513,8 +506,9 @@ impl Db {
                 )),
             }
         }
-        // The counts are stored with the outcomes, in the same transaction.
+        // The counts and floors are stored with the outcomes, in the same transaction.
         let before = self.pending_per_lane()?;
+        let floors = self.outbox.floors;
         let changed = self.write(Durability::Full, |tx, _| {
             let mut changed = HashMap::new();
             for ((at, attempt), ids) in &delivered {
@@ -548,10 +542,15 @@ impl Db {
                 after[i] = after[i].saturating_sub(1);
             }
             Self::store_counts(tx, after)?;
-            Ok((changed, after))
+            let raised = Self::advanced_floors(tx, floors)?;
+            if raised != floors {
+                Self::store_floors(tx, raised)?;
+            }
+            Ok((changed, after, raised))
         })?;
-        let (changed, after) = changed;
+        let (changed, after, raised) = changed;
         self.outbox.pending = Some(after);
+        self.outbox.floors = raised;
         let outcome_of: HashMap<&str, &Outcome> =
             outcomes.iter().map(|(id, o)| (id.as_str(), o)).collect();
         in_order(
