@@ -8,6 +8,8 @@
 //! - per record, its outbox state (same row since schema v3): lane, upload order, sync
 //!   state, number of attempts, server receive time once delivered, and an SOS's dispatch
 //!   status;
+//! - per lane, its retry times, where its queue starts and how many records it holds (schema
+//!   v4; all derivable from the records' states anyway);
 //! - draft ids and their revision counters;
 //! - the schema version, and the number and size of rows (hence roughly how long a text is).
 //!
