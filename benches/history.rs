@@ -6,7 +6,9 @@
 //! - `open`: `CrewStore::open` and its first read against a plain `Connection::open` of the
 //!   same file and a first read of one row;
 //! - `pending counts`: `pending_counts()` (absolute: the target is a constant cost);
-//! - `get_sos`: reading an SOS with its follow-up against a plain read of the same two rows.
+//! - `get_sos`: reading an SOS with its follow-up against a plain read of the same two rows;
+//! - `page of 50`: the 50 newest records (`list_records_page`) against a plain read of the
+//!   same rows, and `list_records` (every record) for contrast.
 //!
 //! Medians of many calls; the disk's fsync latency is printed first. `CREWSAFE_BENCH_QUICK=1`
 //! stops at 1,000 records.
@@ -148,5 +150,42 @@ fn main() {
             );
         }
         row("get_sos", size, median(ours), Some(median(base)));
+
+        // A screen's page: the 50 newest records, against a plain read of the same rows.
+        let (mut ours, mut base) = (Vec::new(), Vec::new());
+        for _ in 0..if quick { 20 } else { 200 } {
+            ours.push(
+                time(|| {
+                    store
+                        .list_records_page(RecordPageRequest {
+                            order: RecordOrder::NewestFirst,
+                            limit: 50,
+                            states: vec![],
+                            kinds: vec![],
+                            after: None,
+                        })
+                        .unwrap()
+                })
+                .1,
+            );
+            base.push(
+                time(|| {
+                    let mut page = plain
+                        .prepare_cached(
+                            "SELECT id, kind, state, payload FROM records ORDER BY seq DESC LIMIT 50",
+                        )
+                        .unwrap();
+                    let n = page
+                        .query_map([], |r| r.get::<_, Vec<u8>>(3))
+                        .unwrap()
+                        .count();
+                    assert_eq!(n, 50);
+                })
+                .1,
+            );
+        }
+        row("page of 50", size, median(ours), Some(median(base)));
+        let all = time(|| store.list_records().unwrap()).1;
+        row("list_records", size, all, None);
     }
 }

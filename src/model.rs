@@ -455,6 +455,49 @@ pub struct IncidentReport {
     pub sync_state: SyncState,
 }
 
+/// The order of a page of records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum RecordOrder {
+    /// Upload order, as `list_records`: the SOS lane first, then reports, each oldest first.
+    Upload,
+    /// Newest first, both lanes together.
+    NewestFirst,
+}
+
+/// Most entries one page may hold.
+pub const MAX_PAGE_ENTRIES: u32 = 500;
+
+/// Which records a page holds and where it starts. Only what the page shows is read and
+/// decrypted, so the cost of a page does not depend on how many records the phone keeps.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct RecordPageRequest {
+    /// The order of the entries.
+    pub order: RecordOrder,
+    /// Most entries, 1 to 500. A page may hold fewer when `states` asks for `Queued` or
+    /// `Sending` alone (those two are told apart after reading); `next_cursor` still says
+    /// whether more follow.
+    pub limit: u32,
+    /// Only records in these states (empty: all). `Draft` matches none: drafts are listed by
+    /// `list_drafts`.
+    #[uniffi(default)]
+    pub states: Vec<SyncState>,
+    /// Only records of these kinds (empty: all).
+    #[uniffi(default)]
+    pub kinds: Vec<RecordKind>,
+    /// The `next_cursor` of the previous page, with the same order; none for the first page.
+    #[uniffi(default)]
+    pub after: Option<String>,
+}
+
+/// A page of the record list.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct RecordPage {
+    /// The entries, in the requested order.
+    pub entries: Vec<QueueEntry>,
+    /// Where the next page starts (pass it as `after`); none when this page is the last.
+    pub next_cursor: Option<String>,
+}
+
 /// One line of the queue view.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct QueueEntry {

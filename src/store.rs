@@ -13,8 +13,8 @@ use crate::error::{CrewSafeError, StoreError};
 use crate::model::RecordChange;
 use crate::model::{
     CancelReason, CrewIdentity, DraftSaved, IncidentDraft, IncidentFields, IncidentReport,
-    LocationFix, PendingCounts, QueueEntry, RecordKind, Sos, SosCancellation, SosLocationUpdate,
-    SyncState,
+    LocationFix, PendingCounts, QueueEntry, RecordKind, RecordPage, RecordPageRequest, Sos,
+    SosCancellation, SosLocationUpdate, SyncState,
 };
 use crate::observer::{RecordListener, Subscription, SyncListener, TokenProvider};
 use crate::sync::worker::spawn;
@@ -200,9 +200,17 @@ impl CrewStore {
         self.with(|db| db.get_report(&report_id))
     }
 
-    /// Every record in upload order (SOS lane first), then the drafts.
+    /// Every record in upload order (SOS lane first), then the drafts. Its cost grows with
+    /// every record the phone keeps: screens should use `list_records_page`.
     pub fn list_records(&self) -> R<Vec<QueueEntry>> {
         self.with(|db| db.list_records())
+    }
+
+    /// A page of records, in upload order or newest first, filtered by state and kind, after
+    /// the cursor of the previous page. Only the page's records are read and decrypted.
+    /// `InvalidInput` for a `limit` outside 1 to 500 or a cursor of another order.
+    pub fn list_records_page(&self, request: RecordPageRequest) -> R<RecordPage> {
+        self.with(|db| db.list_records_page(&request))
     }
 
     /// How many records wait in each lane, how many are wedged, how many drafts exist.

@@ -13,8 +13,9 @@ use crate::crypto::Slot;
 use crate::error::{Result, StoreError};
 use crate::model::{
     validate_note, CancelReason, CrewIdentity, DispatchStatus, IncidentFields, IncidentReport,
-    Lane, LocationFix, PendingCounts, QueueEntry, RecordKind, Sos, SosCancellation,
-    SosLocationUpdate, SosState, SyncState,
+    Lane, LocationFix, PendingCounts, QueueEntry, RecordKind, RecordOrder, RecordPage,
+    RecordPageRequest, Sos, SosCancellation, SosLocationUpdate, SosState, SyncState,
+    MAX_PAGE_ENTRIES,
 };
 
 /// Sealed content of an SOS.
@@ -126,10 +127,14 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
 
 impl Db {
     fn rows(&self, filter: &str, param: &dyn rusqlite::ToSql) -> Result<Vec<Row>> {
+        self.rows_with(filter, &[param])
+    }
+
+    fn rows_with(&self, filter: &str, params: &[&dyn rusqlite::ToSql]) -> Result<Vec<Row>> {
         let mut stmt = self
             .conn
             .prepare_cached(&format!("{ROW_SELECT} {filter}"))?;
-        let rows = stmt.query_map([param], read_row)?;
+        let rows = stmt.query_map(params, read_row)?;
         rows.map(|r| {
             let mut row = r?;
             if row.state == SyncState::Queued && self.outbox.in_flight.contains_key(&row.id) {
@@ -349,6 +354,125 @@ impl Db {
         Ok(report_from(id, p, row.state))
     }
 
+    /// The queue view's line for a record (its time is decrypted).
+    fn entry_of(&self, row: Row) -> Result<QueueEntry> {
+        // One damaged record must not hide the whole queue: it shows without a time.
+        let created_at = match &row.payload {
+            None => None,
+            Some(_) => self
+                .record_time(&row)
+                .inspect_err(|e| log::warn!("record {} cannot be read: {e}", row.id))
+                .ok(),
+        };
+        let wedged_reason = match &row.wedged_reason {
+            Some(sealed) => Some(self.open_json::<String>(wedged_slot(&row.id), sealed)?),
+            None => None,
+        };
+        Ok(QueueEntry {
+            id: row.id,
+            kind: row.kind,
+            lane: Some(row.lane),
+            state: row.state,
+            parent_id: row.parent_id,
+            queue_position: Some(row.seq),
+            attempts: row.attempts,
+            wedged_reason,
+            dispatch_status: row.dispatch_status,
+            created_at,
+        })
+    }
+
+    /// A page of records: at most `limit` rows read after the cursor, in `seq` order within a
+    /// lane (upload order) or backwards over both (newest first), never sorting the table.
+    pub fn list_records_page(&self, req: &RecordPageRequest) -> Result<RecordPage> {
+        if req.limit == 0 || req.limit > MAX_PAGE_ENTRIES {
+            return Err(StoreError::invalid(
+                "limit",
+                format!("must be between 1 and {MAX_PAGE_ENTRIES}"),
+            ));
+        }
+        let cursor = Cursor::parse(req.order, req.after.as_deref())?;
+        // Stored states to read: `Sending` is `queued` on disk (told apart afterwards).
+        let mut stored: Vec<&str> = req
+            .states
+            .iter()
+            .filter_map(|s| match s {
+                SyncState::Sending => SyncState::Queued.stored(),
+                other => other.stored(),
+            })
+            .collect();
+        stored.dedup();
+        let json = |words: Vec<&str>| -> Result<Option<String>> {
+            if words.is_empty() {
+                return Ok(None);
+            }
+            serde_json::to_string(&words)
+                .map(Some)
+                .map_err(|_| StoreError::Encode("page filter"))
+        };
+        if !req.states.is_empty() && stored.is_empty() {
+            // Only drafts were asked for.
+            return Ok(RecordPage {
+                entries: vec![],
+                next_cursor: None,
+            });
+        }
+        let states = json(stored)?;
+        let kinds = json(
+            req.kinds
+                .iter()
+                .map(|&k| proto::Kind::from(k).as_str())
+                .collect(),
+        )?;
+        let filter = "AND (?3 IS NULL OR r.state IN (SELECT value FROM json_each(?3))) \
+                      AND (?4 IS NULL OR r.kind IN (SELECT value FROM json_each(?4)))";
+        let limit = i64::from(req.limit);
+        let mut rows = Vec::new();
+        let mut next = None;
+        match cursor {
+            Cursor::Newest(before) => {
+                rows = self.rows_with(
+                    &format!("WHERE r.seq < ?1 AND ?2 {filter} ORDER BY r.seq DESC LIMIT ?5"),
+                    &[&before, &1, &states, &kinds, &limit],
+                )?;
+                if rows.len() as i64 == limit {
+                    next = rows.last().map(|r| Cursor::Newest(r.seq as i64));
+                }
+            }
+            Cursor::Upload(lane, after) => {
+                // The SOS lane to its end, then the report lane, each read in `seq` order.
+                let lanes = [Lane::Sos, Lane::Report];
+                let start = lanes.iter().position(|&l| l == lane).unwrap_or(0);
+                for (i, &l) in lanes.iter().enumerate().skip(start) {
+                    let from = if i == start { after } else { 0 };
+                    let room = limit - rows.len() as i64;
+                    let got = self.rows_with(
+                        &format!(
+                            "WHERE r.seq > ?1 AND r.lane = ?2 {filter} ORDER BY r.seq LIMIT ?5"
+                        ),
+                        &[&from, &l, &states, &kinds, &room],
+                    )?;
+                    let full = got.len() as i64 == room;
+                    rows.extend(got);
+                    if full {
+                        next = rows.last().map(|r| Cursor::Upload(l, r.seq as i64));
+                        break;
+                    }
+                }
+            }
+        }
+        let mut entries = Vec::with_capacity(rows.len());
+        for row in rows {
+            if req.states.is_empty() || req.states.contains(&row.state) {
+                entries.push(self.entry_of(row)?);
+            }
+        }
+        Ok(RecordPage {
+            entries,
+            next_cursor: next.map(|c| c.to_string()),
+        })
+    }
+
     /// Every queued or sent record in upload order (SOS lane first), then the drafts.
     pub fn list_records(&self) -> Result<Vec<QueueEntry>> {
         let rows = self.rows(
@@ -357,30 +481,7 @@ impl Db {
         )?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            // One damaged record must not hide the whole queue: it shows without a time.
-            let created_at = match &row.payload {
-                None => None,
-                Some(_) => self
-                    .record_time(&row)
-                    .inspect_err(|e| log::warn!("record {} cannot be read: {e}", row.id))
-                    .ok(),
-            };
-            let wedged_reason = match &row.wedged_reason {
-                Some(sealed) => Some(self.open_json::<String>(wedged_slot(&row.id), sealed)?),
-                None => None,
-            };
-            out.push(QueueEntry {
-                id: row.id,
-                kind: row.kind,
-                lane: Some(row.lane),
-                state: row.state,
-                parent_id: row.parent_id,
-                queue_position: Some(row.seq),
-                attempts: row.attempts,
-                wedged_reason,
-                dispatch_status: row.dispatch_status,
-                created_at,
-            });
+            out.push(self.entry_of(row)?);
         }
         for draft in self.list_drafts()? {
             out.push(QueueEntry {
@@ -436,5 +537,50 @@ pub(crate) fn report_from(id: &str, p: ReportPayload, state: SyncState) -> Incid
         created_at: p.created_at,
         finalized_at: p.finalized_at,
         sync_state: state,
+    }
+}
+
+/// Where a page of records starts: after this row of this lane (upload order), or before this
+/// row (newest first). Written as `u<lane>.<seq>` or `n<seq>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cursor {
+    Upload(Lane, i64),
+    Newest(i64),
+}
+
+impl Cursor {
+    /// The cursor of `text` for `order`, or the start of the list.
+    fn parse(order: RecordOrder, text: Option<&str>) -> Result<Cursor> {
+        let bad = || StoreError::invalid("after", "is not a cursor of a page in this order");
+        let Some(text) = text else {
+            return Ok(match order {
+                RecordOrder::Upload => Cursor::Upload(Lane::Sos, 0),
+                RecordOrder::NewestFirst => Cursor::Newest(i64::MAX),
+            });
+        };
+        match order {
+            RecordOrder::Upload => {
+                let (lane, seq) = text
+                    .strip_prefix('u')
+                    .and_then(|t| t.split_once('.'))
+                    .ok_or_else(bad)?;
+                let lane = lane.parse::<proto::Lane>().map_err(|_| bad())?;
+                Ok(Cursor::Upload(lane.into(), seq.parse().map_err(|_| bad())?))
+            }
+            RecordOrder::NewestFirst => Ok(Cursor::Newest(
+                text.strip_prefix('n')
+                    .and_then(|t| t.parse().ok())
+                    .ok_or_else(bad)?,
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cursor::Upload(lane, seq) => write!(f, "u{}.{seq}", proto::Lane::from(*lane)),
+            Cursor::Newest(seq) => write!(f, "n{seq}"),
+        }
     }
 }
