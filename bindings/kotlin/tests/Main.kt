@@ -365,6 +365,35 @@ fun main() {
         }
     }
 
+    test("13b listRecordsPage walks the same records as listRecords, in both orders; bad limit -> InvalidInput") {
+        withStore { t ->
+            repeat(7) {
+                val sos = t.store.raiseSos(crew(), fix(), null)
+                t.store.addSosLocation(sos.id, fix())
+                val d = t.store.createDraft(crew(), completeFields())
+                t.store.finalizeDraft(d.id, d.revision)
+            }
+            val all = t.store.listRecords().filter { it.state != SyncState.DRAFT }
+            fun walk(order: RecordOrder, kinds: List<RecordKind> = emptyList()): List<QueueEntry> {
+                val out = mutableListOf<QueueEntry>()
+                var after: String? = null
+                do {
+                    val page = t.store.listRecordsPage(RecordPageRequest(order = order, limit = 4u, kinds = kinds, after = after))
+                    assertTrue(page.entries.size <= 4, "page size ${page.entries.size}")
+                    out += page.entries
+                    after = page.nextCursor
+                } while (after != null)
+                return out
+            }
+            assertEquals(all, walk(RecordOrder.UPLOAD), "upload order")
+            assertEquals(all.sortedByDescending { it.queuePosition }.map { it.id }, walk(RecordOrder.NEWEST_FIRST).map { it.id }, "newest first")
+            assertEquals(7, walk(RecordOrder.UPLOAD, listOf(RecordKind.INCIDENT_REPORT)).size, "reports only")
+            assertEquals("limit", assertThrows<CrewSafeException.InvalidInput> {
+                t.store.listRecordsPage(RecordPageRequest(order = RecordOrder.UPLOAD, limit = 0u))
+            }.field)
+        }
+    }
+
     syncTests() // SyncTests.kt: against the server of bindings/with-test-server.sh
     callbackTests() // CallbackTests.kt: callbacks that call back into the store (same server)
 
