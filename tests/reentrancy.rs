@@ -447,6 +447,19 @@ fn sync_settings_out_of_bounds_are_refused_naming_the_field() {
     t.store.configure_sync(c, Tokens::new("a", "b")).unwrap();
 }
 
+/// A store configured to sync with a fresh reference server.
+fn synced_store() -> (Server, TestStore) {
+    let server = Server::start();
+    let t = TestStore::new();
+    t.store
+        .configure_sync(
+            common::net::config(&server.url),
+            Tokens::new(&server.token, &server.token),
+        )
+        .unwrap();
+    (server, t)
+}
+
 /// A listener that raises a new SOS whenever a record is sent or delivered, without end.
 struct RaiseAlways(Mutex<Weak<CrewStore>>);
 
@@ -464,14 +477,7 @@ impl RecordListener for RaiseAlways {
 
 #[test]
 fn close_returns_while_callbacks_keep_feeding_the_worker_alarms() {
-    let server = Server::start();
-    let t = TestStore::new();
-    t.store
-        .configure_sync(
-            common::net::config(&server.url),
-            Tokens::new(&server.token, &server.token),
-        )
-        .unwrap();
+    let (server, t) = synced_store();
     t.store.raise_sos(crew(), None, None).unwrap();
     let _sub = t
         .store
@@ -492,14 +498,7 @@ fn close_returns_while_callbacks_keep_feeding_the_worker_alarms() {
 
 #[test]
 fn a_manual_sync_returns_while_its_callbacks_keep_raising_alarms() {
-    let server = Server::start();
-    let t = TestStore::new();
-    t.store
-        .configure_sync(
-            common::net::config(&server.url),
-            Tokens::new(&server.token, &server.token),
-        )
-        .unwrap();
+    let (server, t) = synced_store();
     for _ in 0..3 {
         t.store.raise_sos(crew(), None, None).unwrap();
         let d = t.store.create_draft(crew(), complete_fields()).unwrap();
