@@ -498,7 +498,7 @@ fn close_returns_while_callbacks_keep_feeding_the_worker_alarms() {
 
 #[test]
 fn a_manual_sync_returns_while_its_callbacks_keep_raising_alarms() {
-    let (server, t) = synced_store();
+    let (_server, t) = synced_store();
     for _ in 0..3 {
         t.store.raise_sos(crew(), None, None).unwrap();
         let d = t.store.create_draft(crew(), complete_fields()).unwrap();
