@@ -46,6 +46,13 @@ same_words!(
     }
 );
 same_words!(Lane, Lane { Sos, Report });
+
+impl RecordKind {
+    /// The lane this kind travels in (the protocol's rule).
+    pub fn lane(self) -> Lane {
+        proto::Kind::from(self).lane().into()
+    }
+}
 same_words!(
     DispatchStatus,
     DispatchStatus {

@@ -152,6 +152,13 @@ fn state_changes(records: Vec<(String, RecordKind)>, state: SyncState) -> Vec<Re
         .collect()
 }
 
+/// Just past the last row: every row inserted later has a higher `seq`.
+fn end_seq(conn: &Connection) -> Result<i64> {
+    Ok(conn
+        .prepare_cached("SELECT IFNULL(max(seq), 0) + 1 FROM records")?
+        .query_row([], |r| r.get(0))?)
+}
+
 fn lane_index(lane: Lane) -> usize {
     match lane {
         Lane::Sos => 0,
@@ -183,7 +190,6 @@ impl Db {
         Ok(())
     }
 
-    /// Just past the last row: every row inserted later has a higher `seq`.
     /// The `seq` of the newest SOS raised through this handle (0: none since it opened).
     pub fn newest_sos(&self) -> i64 {
         self.outbox.newest_sos
@@ -194,11 +200,9 @@ impl Db {
         Ok(self.end_seq()? - 1)
     }
 
+    /// Just past the last row: every row inserted later has a higher `seq`.
     fn end_seq(&self) -> Result<i64> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT IFNULL(max(seq), 0) + 1 FROM records")?
-            .query_row([], |r| r.get(0))?)
+        end_seq(&self.conn)
     }
 
     /// Each floor moved up to its lane's first pending row, or just past the last row when
@@ -215,9 +219,7 @@ impl Db {
                 .optional()?;
             out[lane_index(lane)] = match first {
                 Some(seq) => seq,
-                None => tx
-                    .prepare_cached("SELECT IFNULL(max(seq), 0) + 1 FROM records")?
-                    .query_row([], |r| r.get(0))?,
+                None => end_seq(tx)?,
             };
         }
         Ok(out)
@@ -233,7 +235,7 @@ impl Db {
 
     /// Counts one more queued record of `kind` (after its insert committed).
     pub(crate) fn queued_one(&mut self, kind: RecordKind) {
-        let lane = Lane::from(crewsafe_protocol::Kind::from(kind).lane());
+        let lane = kind.lane();
         if let Some(p) = &mut self.outbox.pending {
             p[lane_index(lane)] += 1;
         }
@@ -269,12 +271,11 @@ impl Db {
     /// Stores the per-lane counts of queued records, exact as of the newest record, in the
     /// caller's transaction.
     fn store_counts(tx: &Connection, counts: [u64; 2]) -> Result<()> {
-        let mut stmt = tx.prepare_cached(
-            "UPDATE lanes SET pending = ?2, \
-             pending_as_of = (SELECT IFNULL(max(seq), 0) FROM records) WHERE lane = ?1",
-        )?;
+        let as_of = end_seq(tx)? - 1;
+        let mut stmt =
+            tx.prepare_cached("UPDATE lanes SET pending = ?2, pending_as_of = ?3 WHERE lane = ?1")?;
         for lane in [Lane::Sos, Lane::Report] {
-            stmt.execute(params![lane, counts[lane_index(lane)]])?;
+            stmt.execute(params![lane, counts[lane_index(lane)], as_of])?;
         }
         Ok(())
     }
@@ -538,7 +539,7 @@ impl Db {
             // Every change here takes a record out of the queue (delivered or wedged).
             let mut after = before;
             for &kind in changed.values() {
-                let i = lane_index(Lane::from(crewsafe_protocol::Kind::from(kind).lane()));
+                let i = lane_index(kind.lane());
                 after[i] = after[i].saturating_sub(1);
             }
             Self::store_counts(tx, after)?;
@@ -610,7 +611,7 @@ impl Db {
         let id = canonical.as_str();
         let (kind, seq) = self.wedged_kind(id)?;
         let mut counts = self.pending_per_lane()?;
-        counts[lane_index(Lane::from(crewsafe_protocol::Kind::from(kind).lane()))] += 1;
+        counts[lane_index(kind.lane())] += 1;
         self.lower_floors(seq);
         let floors = self.outbox.floors;
         self.write(Durability::Full, |tx, _| {

@@ -84,7 +84,7 @@ pub(crate) fn insert_record(
     parent: Option<&str>,
     sealed: &[u8],
 ) -> Result<i64> {
-    let lane = Lane::from(proto::Kind::from(kind).lane());
+    let lane = kind.lane();
     tx.prepare_cached(
         "INSERT INTO records (id, kind, parent_id, payload, lane) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?

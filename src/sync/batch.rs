@@ -72,7 +72,7 @@ impl Run<'_> {
         suspects: &mut Suspects,
     ) -> Result<Option<Batch>, SyncError> {
         loop {
-            match self.read_batch(lane, limit, &suspects.held)? {
+            match self.read_batch(lane, limit, suspects)? {
                 Read::Empty => return Ok(None),
                 Read::Batch(batch) => return Ok(Some(batch)),
                 Read::Held(id, kind) => {
@@ -81,7 +81,6 @@ impl Run<'_> {
                         db.hold(&id, kind);
                         Ok(())
                     })?;
-                    suspects.held.insert(id.clone());
                     suspects.followers.push(id);
                 }
                 Read::Unreadable(id, why) => {
@@ -99,7 +98,7 @@ impl Run<'_> {
         &self,
         lane: Lane,
         limit: u32,
-        held: &std::collections::HashSet<String>,
+        held: &Suspects,
     ) -> Result<Read, SyncError> {
         let rows = self.shared.db(|db| db.queued(lane, limit, self.horizon))?;
         let max_bytes = self.setup.config.max_batch_bytes as usize;
@@ -108,7 +107,7 @@ impl Run<'_> {
         let mut kinds = Vec::new();
         for row in rows {
             if let Ok(r) = &row {
-                if r.parent_id.as_ref().is_some_and(|p| held.contains(p)) {
+                if r.parent_id.as_deref().is_some_and(|p| held.holds(p)) {
                     if ids.is_empty() {
                         return Ok(Read::Held(r.id.clone(), r.kind));
                     }

@@ -189,7 +189,7 @@ impl Run<'_> {
             };
             let Batch { ids, body, .. } = batch;
             let (posted, read_ahead, took) =
-                self.post_while_applying(lane, body, previous, limit, &suspects.held)?;
+                self.post_while_applying(lane, body, previous, limit, &suspects)?;
             match posted {
                 Ok(answer) => {
                     let answered = self.judge(&ids, answer);
@@ -229,7 +229,6 @@ impl Run<'_> {
                     // Not proven yet: hold it back (it stays in flight, so reads pass it) and
                     // try the next record alone.
                     suspects.refused.push(ids[0].clone());
-                    suspects.held.insert(ids[0].clone());
                     suspects.status = status;
                     if suspects.refused.len() >= MAX_SUSPECTS {
                         return self.server_rejected(lane, &[], &suspects, status);
@@ -345,7 +344,7 @@ impl Run<'_> {
         body: Vec<u8>,
         previous: Option<Answered>,
         read_limit: u32,
-        held: &std::collections::HashSet<String>,
+        held: &Suspects,
     ) -> Result<Posted, SyncError> {
         std::thread::scope(|s| {
             // No listener is called from this thread: the changes are told on the sync's own

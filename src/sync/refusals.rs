@@ -25,10 +25,15 @@ pub(super) struct Suspects {
     pub(super) refused: Vec<String>,
     /// Follow-ups of refused records, never sent in this run.
     pub(super) followers: Vec<String>,
-    /// Both of the above: a row whose parent is in here is held back too.
-    pub(super) held: std::collections::HashSet<String>,
     /// The status of the last refusal.
     pub(super) status: u16,
+}
+
+impl Suspects {
+    /// Whether `id` is held back (so a row whose parent it is must be held back too).
+    pub(super) fn holds(&self, id: &str) -> bool {
+        self.refused.iter().chain(&self.followers).any(|h| h == id)
+    }
 }
 
 impl Run<'_> {
