@@ -52,11 +52,7 @@ fn seed_from_env_or_clock() -> u64 {
     {
         return s;
     }
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    nanos ^ (u64::from(std::process::id()) << 32)
+    Rng::clock_seed() ^ (u64::from(std::process::id()) << 32)
 }
 
 fn kills(normal: usize, long: usize) -> usize {

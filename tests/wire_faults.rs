@@ -949,12 +949,7 @@ fn chaos() {
     let seed = std::env::var("CREWSAFE_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
+        .unwrap_or_else(Rng::clock_seed);
     let (rounds, budget) = if long {
         (1_000usize, Duration::from_secs(600))
     } else {
