@@ -42,7 +42,10 @@ same_words!(
         Sos,
         SosLocation,
         SosCancel,
-        IncidentReport
+        IncidentReport,
+        CheckInStart,
+        CheckInExtend,
+        CheckInDone
     }
 );
 same_words!(Lane, Lane { Sos, Report });
@@ -193,6 +196,12 @@ pub enum RecordKind {
     SosCancel,
     /// An incident report (a draft while its state is `Draft`).
     IncidentReport,
+    /// A lone-worker check-in: the server raises an alarm if it is not closed in time.
+    CheckInStart,
+    /// More time for a check-in.
+    CheckInExtend,
+    /// The closing of a check-in: the crew is safe.
+    CheckInDone,
 }
 
 /// Where a record is on its way to the national server.

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 mod vocab;
 
 pub use vocab::{
-    CancelReason, DispatchStatus, IncidentKind, ItemStatus, Kind, Lane, LocationProvider, Severity,
-    StaffRole, UnknownWord, Vocabulary,
+    AlarmKind, CancelReason, DispatchStatus, IncidentKind, ItemStatus, Kind, Lane,
+    LocationProvider, Severity, StaffRole, UnknownWord, Vocabulary,
 };
 
 /// Protocol version carried in every request body.
@@ -21,6 +21,18 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const BATCH_PATH: &str = "/v1/records:batch";
 /// Path of the SOS status query.
 pub const SOS_STATUS_PATH: &str = "/v1/sos:status";
+/// Path of the SOS status watch (a long poll: answered as soon as a status differs from what
+/// the phone knows, or empty when the wait ends).
+pub const SOS_WATCH_PATH: &str = "/v1/sos:watch";
+/// Longest wait a watch may ask for, in seconds (below the idle timeout of common proxies).
+pub const MAX_WATCH_SECONDS: u32 = 55;
+/// Most alarms one status query or watch may name.
+pub const MAX_STATUS_IDS: usize = 1000;
+/// Longest message a dispatcher may send to a crew, in characters.
+pub const MAX_DISPATCH_MESSAGE_CHARS: usize = 500;
+/// Longest a lone-worker check-in may run before it is due (and the most one extension
+/// adds), in minutes.
+pub const MAX_CHECK_IN_MINUTES: u32 = 24 * 60;
 /// Largest request body the reference server accepts (413 above).
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// Most records the reference server accepts in one batch (413 above).
@@ -96,8 +108,48 @@ pub struct SosStatus {
     pub id: String,
     /// Current status.
     pub status: DispatchStatus,
-    /// When the status last changed.
+    /// When the status or the message last changed (server clock).
     pub updated_at: DateTime<Utc>,
+    /// When a dispatcher acknowledged it (server clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    /// Which dispatcher acknowledged it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged_by: Option<String>,
+    /// When a dispatcher resolved it (server clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// The dispatcher's latest message to the crew ("crew 7 on the way, 6 min").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// What a phone knows about one of its open alarms, for a watch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KnownStatus {
+    /// SOS id.
+    pub id: String,
+    /// The status the phone holds (`delivered` if it has none yet).
+    pub status: DispatchStatus,
+    /// The `updated_at` of the status the phone holds, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// Body of `POST /v1/sos:watch`. The server answers at once with every status that differs
+/// from what the phone knows (a different status, or a newer `updated_at`); if none does, it
+/// waits up to `wait_seconds` for one to change and answers then, or with no statuses when the
+/// wait ends. The answer is a [`SosStatusResponse`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SosWatchRequest {
+    /// Must be [`PROTOCOL_VERSION`].
+    pub protocol: u32,
+    /// The open alarms, at most [`MAX_STATUS_IDS`].
+    pub known: Vec<KnownStatus>,
+    /// How long to wait for a change, at most [`MAX_WATCH_SECONDS`].
+    pub wait_seconds: u32,
 }
 
 /// Answer to a status query; unknown ids are left out.
@@ -312,6 +364,50 @@ pub struct ReportContent {
     pub finalized_at: DateTime<Utc>,
 }
 
+/// Content of a `check_in_start` record: "expect a check-in from this crew within
+/// `due_in_minutes`". The server times it from when it receives this record (its own clock)
+/// and raises an alarm if no `check_in_done` has arrived by then.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckInStartContent {
+    /// Who is going in.
+    pub crew: Crew,
+    /// When the crew started it (device clock).
+    pub started_at: DateTime<Utc>,
+    /// Minutes until the check-in is due, 1 to [`MAX_CHECK_IN_MINUTES`].
+    pub due_in_minutes: u32,
+    /// Where the crew is going, as text.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// Short note.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// Where the crew was when it started, if known.
+    #[serde(default)]
+    pub location: Option<Location>,
+}
+
+/// Content of a `check_in_extend` record: the check-in is due later.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckInExtendContent {
+    /// Minutes added to the due time, 1 to [`MAX_CHECK_IN_MINUTES`].
+    pub extend_by_minutes: u32,
+    /// When the crew extended it (device clock).
+    pub extended_at: DateTime<Utc>,
+}
+
+/// Content of a `check_in_done` record: the crew is safe, the check-in is closed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckInDoneContent {
+    /// When the crew checked in (device clock).
+    pub done_at: DateTime<Utc>,
+    /// Where the crew was, if known.
+    #[serde(default)]
+    pub location: Option<Location>,
+}
+
 // ---------------------------------------------------------------------------------------
 // Decoding and validation helpers (shared by client and server, fuzzed)
 // ---------------------------------------------------------------------------------------
@@ -404,6 +500,15 @@ pub fn decode_batch_response(body: &[u8]) -> Result<BatchResponse, DecodeError> 
     serde_json::from_slice(body).map_err(malformed)
 }
 
+/// Decodes an SOS watch request body.
+pub fn decode_sos_watch_request(body: &[u8]) -> Result<SosWatchRequest, DecodeError> {
+    let req: SosWatchRequest = serde_json::from_slice(body).map_err(malformed)?;
+    if req.protocol != PROTOCOL_VERSION {
+        return Err(DecodeError::Version(req.protocol));
+    }
+    Ok(req)
+}
+
 /// Decodes an SOS status response body.
 pub fn decode_sos_status_response(body: &[u8]) -> Result<SosStatusResponse, DecodeError> {
     serde_json::from_slice(body).map_err(malformed)
@@ -429,8 +534,49 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<u64> {
 /// Path of the health check (`GET`, 200 when the server is up).
 pub const HEALTH_PATH: &str = "/healthz";
 /// Path of the dispatcher SOS list (`GET`); `/{id}/acknowledge` and `/{id}/resolve` below it
-/// move an alarm forward (`POST`).
+/// move an alarm forward (`POST`, with an optional [`DispatchAction`] body).
 pub const DISPATCH_SOS_PATH: &str = "/v1/dispatch/sos";
+/// Path of the dispatcher's live alarm stream (`GET`, `text/event-stream`): one `alarm` event
+/// per change, carrying the alarm's [`DispatchSos`] view; event ids let a reconnecting client
+/// (`Last-Event-ID`) get what it missed.
+pub const DISPATCH_EVENTS_PATH: &str = "/v1/dispatch/events";
+/// Path of the dispatcher console (a web page served by the reference server).
+pub const CONSOLE_PATH: &str = "/console";
+
+/// Optional body of a dispatcher's acknowledge or resolve.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchAction {
+    /// A short message for the crew, at most [`MAX_DISPATCH_MESSAGE_CHARS`] characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A lone-worker check-in behind an alarm, as dispatch sees it. Times named `received_at` and
+/// `due_at` are the server's clock; the others are the phone's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DispatchCheckIn {
+    /// When the crew started it (device clock).
+    pub started_at: DateTime<Utc>,
+    /// When the server received the start.
+    pub received_at: DateTime<Utc>,
+    /// When it is (or was) due: the receive time plus the minutes asked for and every
+    /// extension received.
+    pub due_at: DateTime<Utc>,
+    /// Where the crew was going.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// When the crew checked in (device clock), once the closing record has arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done_at: Option<DateTime<Utc>>,
+    /// When the closing record arrived (server clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done_received_at: Option<DateTime<Utc>>,
+    /// Whether the closing record arrived after the check-in was due (the alarm had been
+    /// raised; the late check-in resolved it).
+    #[serde(default)]
+    pub closed_late: bool,
+}
 /// Path of the test fault queue of the reference server (`GET`, `POST`, `DELETE`); present
 /// only when the server runs in test fault mode.
 pub const TEST_FAULTS_PATH: &str = "/test/faults";
@@ -485,6 +631,25 @@ pub struct DispatchSos {
     /// Which dispatcher resolved it.
     #[serde(default)]
     pub resolved_by: Option<String>,
+    /// What raised the alarm.
+    #[serde(default)]
+    pub alarm: AlarmKind,
+    /// The dispatcher's latest message to the crew.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Earlier positions from follow-ups, oldest first (the newest is `location`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trail: Vec<Location>,
+    /// When an unacknowledged alarm counts as escalated (server clock); absent once
+    /// acknowledged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalates_at: Option<DateTime<Utc>>,
+    /// Not acknowledged within the server's escalation time.
+    #[serde(default)]
+    pub escalated: bool,
+    /// For a missed check-in: the check-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_in: Option<DispatchCheckIn>,
 }
 
 /// Answer to `GET /v1/dispatch/sos`: alarms in receive order.

@@ -126,6 +126,12 @@ wire_enum! {
         SosCancel = "sos_cancel",
         /// An incident report.
         IncidentReport = "incident_report",
+        /// A lone-worker check-in: "expect this crew to check in by T" (no parent).
+        CheckInStart = "check_in_start",
+        /// More time for an open check-in (parent: the `check_in_start`).
+        CheckInExtend = "check_in_extend",
+        /// The crew checked in: the check-in is closed (parent: the `check_in_start`).
+        CheckInDone = "check_in_done",
     }
 }
 
@@ -134,13 +140,27 @@ impl Kind {
     pub fn lane(self) -> Lane {
         match self {
             Kind::IncidentReport => Lane::Report,
-            Kind::Sos | Kind::SosLocation | Kind::SosCancel => Lane::Sos,
+            Kind::Sos
+            | Kind::SosLocation
+            | Kind::SosCancel
+            | Kind::CheckInStart
+            | Kind::CheckInExtend
+            | Kind::CheckInDone => Lane::Sos,
         }
     }
 
-    /// Whether this kind refers to a parent SOS.
+    /// Whether this kind refers to a parent record.
     pub fn needs_parent(self) -> bool {
-        matches!(self, Kind::SosLocation | Kind::SosCancel)
+        self.parent_kind().is_some()
+    }
+
+    /// The kind a record of this kind must name as its parent, if it has one.
+    pub fn parent_kind(self) -> Option<Kind> {
+        match self {
+            Kind::SosLocation | Kind::SosCancel => Some(Kind::Sos),
+            Kind::CheckInExtend | Kind::CheckInDone => Some(Kind::CheckInStart),
+            Kind::Sos | Kind::IncidentReport | Kind::CheckInStart => None,
+        }
     }
 }
 
@@ -177,6 +197,23 @@ wire_enum! {
         Acknowledged = "acknowledged",
         /// Dispatch closed the alarm.
         Resolved = "resolved",
+    }
+}
+
+wire_enum! {
+    /// What raised an alarm on the dispatcher's side.
+    pub enum AlarmKind {
+        /// A crew pressed SOS.
+        Sos = "sos",
+        /// A lone-worker check-in was not closed in time: the server raised the alarm itself.
+        MissedCheckIn = "missed_check_in",
+    }
+}
+
+impl Default for AlarmKind {
+    /// Alarms stored before check-ins existed were all SOS alarms.
+    fn default() -> Self {
+        AlarmKind::Sos
     }
 }
 
@@ -283,6 +320,7 @@ mod tests {
         round_trips::<Lane>();
         round_trips::<ItemStatus>();
         round_trips::<DispatchStatus>();
+        round_trips::<AlarmKind>();
         round_trips::<LocationProvider>();
         round_trips::<CancelReason>();
         round_trips::<StaffRole>();
@@ -294,6 +332,10 @@ mod tests {
     fn every_kind_travels_in_its_lane() {
         for &k in Kind::ALL {
             assert_eq!(k.lane() == Lane::Report, k == Kind::IncidentReport);
+            if let Some(parent) = k.parent_kind() {
+                assert_eq!(parent.lane(), k.lane());
+                assert!(!parent.needs_parent());
+            }
         }
     }
 }

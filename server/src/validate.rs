@@ -6,8 +6,9 @@
 //! sent.
 
 use crewsafe_protocol::{
-    CancelReason, Crew, IncidentKind, Kind, Location, LocationProvider, ReportContent, Severity,
-    SosCancelContent, SosContent, SosLocationContent, StaffRole, Vocabulary, WireRecord,
+    CancelReason, CheckInDoneContent, CheckInExtendContent, CheckInStartContent, Crew,
+    IncidentKind, Kind, Location, LocationProvider, ReportContent, Severity, SosCancelContent,
+    SosContent, SosLocationContent, StaffRole, Vocabulary, WireRecord, MAX_CHECK_IN_MINUTES,
 };
 use serde::de::DeserializeOwned;
 
@@ -46,6 +47,11 @@ const KNOWN_FIELDS: &[&str] = &[
     "narrative",
     "created_at",
     "finalized_at",
+    "started_at",
+    "due_in_minutes",
+    "extend_by_minutes",
+    "extended_at",
+    "done_at",
 ];
 
 /// Whether `id` is a UUID in its hyphenated 36-character form (either case).
@@ -102,8 +108,36 @@ pub fn validate(record: &WireRecord, device_id: &str) -> Result<(), String> {
             }
             non_empty(&c.narrative, "content.narrative")?;
         }
+        Kind::CheckInStart => {
+            let c: CheckInStartContent = decode(&record.content)?;
+            check_crew(&c.crew, device_id)?;
+            check_minutes(c.due_in_minutes, "content.due_in_minutes")?;
+            if let Some(loc) = &c.location {
+                check_location(loc, "content.location")?;
+            }
+        }
+        Kind::CheckInExtend => {
+            let c: CheckInExtendContent = decode(&record.content)?;
+            check_minutes(c.extend_by_minutes, "content.extend_by_minutes")?;
+        }
+        Kind::CheckInDone => {
+            let c: CheckInDoneContent = decode(&record.content)?;
+            if let Some(loc) = &c.location {
+                check_location(loc, "content.location")?;
+            }
+        }
     }
     Ok(())
+}
+
+fn check_minutes(minutes: u32, field: &str) -> Result<(), String> {
+    if (1..=MAX_CHECK_IN_MINUTES).contains(&minutes) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{field}: must be 1 to {MAX_CHECK_IN_MINUTES} minutes"
+        ))
+    }
 }
 
 fn check_crew(crew: &Crew, device_id: &str) -> Result<(), String> {

@@ -8,6 +8,7 @@ use crewsafe_protocol as proto;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
+use super::check_ins::{CheckInDonePayload, CheckInExtendPayload, CheckInStartPayload};
 use super::{check_id, new_id, now, Db, Durability};
 use crate::crypto::Slot;
 use crate::error::{Result, StoreError};
@@ -506,6 +507,11 @@ impl Db {
             RecordKind::SosLocation => self.open_payload::<LocationPayload>(row)?.recorded_at,
             RecordKind::SosCancel => self.open_payload::<CancelPayload>(row)?.cancelled_at,
             RecordKind::IncidentReport => self.open_payload::<ReportPayload>(row)?.finalized_at,
+            RecordKind::CheckInStart => self.open_payload::<CheckInStartPayload>(row)?.started_at,
+            RecordKind::CheckInExtend => {
+                self.open_payload::<CheckInExtendPayload>(row)?.extended_at
+            }
+            RecordKind::CheckInDone => self.open_payload::<CheckInDonePayload>(row)?.done_at,
         })
     }
 

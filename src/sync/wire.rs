@@ -7,6 +7,7 @@ use crewsafe_protocol as proto;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
+use crate::db::check_ins::{CheckInDonePayload, CheckInExtendPayload, CheckInStartPayload};
 use crate::db::outbox::QueuedRecord;
 use crate::db::records::{CancelPayload, LocationPayload, ReportPayload, SosPayload};
 use crate::error::{Result, StoreError};
@@ -133,6 +134,34 @@ pub fn encode(r: &QueuedRecord) -> Result<Zeroizing<Vec<u8>>> {
         RecordKind::IncidentReport => {
             let c = report(decode(r)?)?;
             write(r, proto::Kind::IncidentReport, c.finalized_at, &c)
+        }
+        RecordKind::CheckInStart => {
+            let p: CheckInStartPayload = decode(r)?;
+            let c = proto::CheckInStartContent {
+                crew: crew(p.crew),
+                started_at: time(p.started_at),
+                due_in_minutes: p.due_in_minutes,
+                address: p.address,
+                note: p.note,
+                location: p.location.map(location),
+            };
+            write(r, proto::Kind::CheckInStart, c.started_at, &c)
+        }
+        RecordKind::CheckInExtend => {
+            let p: CheckInExtendPayload = decode(r)?;
+            let c = proto::CheckInExtendContent {
+                extend_by_minutes: p.extend_by_minutes,
+                extended_at: time(p.extended_at),
+            };
+            write(r, proto::Kind::CheckInExtend, c.extended_at, &c)
+        }
+        RecordKind::CheckInDone => {
+            let p: CheckInDonePayload = decode(r)?;
+            let c = proto::CheckInDoneContent {
+                done_at: time(p.done_at),
+                location: p.location.map(location),
+            };
+            write(r, proto::Kind::CheckInDone, c.done_at, &c)
         }
     }
 }

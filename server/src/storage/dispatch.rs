@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use crewsafe_protocol::{
-    DispatchCancel, DispatchSos, DispatchStatus, Kind, SosCancelContent, SosContent,
+    AlarmKind, DispatchCancel, DispatchSos, DispatchStatus, Kind, SosCancelContent, SosContent,
     SosLocationContent, SosStatus, WireRecord,
 };
 use rusqlite::{params, Connection, OptionalExtension as _};
@@ -60,6 +60,10 @@ pub(crate) fn sos_statuses(
                 id: id.clone(),
                 status,
                 updated_at: parse_time(&updated_at)?,
+                acknowledged_at: None,
+                acknowledged_by: None,
+                resolved_at: None,
+                message: None,
             });
         }
     }
@@ -198,6 +202,12 @@ pub(crate) fn dispatch_sos(
         acknowledged_by: ack_by,
         resolved_at: parse_opt_time(res_at)?,
         resolved_by: res_by,
+        alarm: AlarmKind::Sos,
+        message: None,
+        trail: Vec::new(),
+        escalates_at: None,
+        escalated: false,
+        check_in: None,
     }))
 }
 
