@@ -25,6 +25,7 @@
 
 pub mod check_ins;
 mod columns;
+mod dispatch;
 mod drafts;
 pub mod outbox;
 pub mod records;
@@ -237,6 +238,15 @@ impl Db {
             reseal_column(tx, old, &new_key, "records", "id", "payload", "records")?;
             let wedged = records::WEDGED_SLOT_TABLE;
             reseal_column(tx, old, &new_key, "records", "id", "wedged_reason", wedged)?;
+            reseal_column(
+                tx,
+                old,
+                &new_key,
+                "records",
+                "id",
+                "dispatch_info",
+                "records",
+            )?;
             reseal_column(tx, old, &new_key, "drafts", "id", "header", "drafts")?;
             reseal_column(tx, old, &new_key, "drafts", "id", "body", "drafts")?;
             Ok(())

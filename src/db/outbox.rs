@@ -567,44 +567,6 @@ impl Db {
         )
     }
 
-    /// Delivered SOS alarms whose dispatch status may still change.
-    pub fn open_sos_ids(&self, limit: u32) -> Result<Vec<String>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id FROM records WHERE kind = 'sos' AND state = 'delivered' \
-             AND dispatch_status IS NOT 'resolved' ORDER BY seq LIMIT ?1",
-        )?;
-        let rows = stmt.query_map([limit], |r| r.get(0))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    /// Moves an SOS's dispatch status forward (never backwards). Returns a change if it moved.
-    pub fn advance_dispatch(
-        &mut self,
-        id: &str,
-        status: DispatchStatus,
-    ) -> Result<Option<RecordChange>> {
-        let rank = |s: DispatchStatus| match s {
-            DispatchStatus::Delivered => 0,
-            DispatchStatus::Acknowledged => 1,
-            DispatchStatus::Resolved => 2,
-        };
-        let n = self.write(Durability::Normal, |tx, _| {
-            Ok(tx.execute(
-                "UPDATE records SET dispatch_status = ?2 WHERE id = ?1 AND \
-                 (CASE IFNULL(dispatch_status, 'delivered') WHEN 'delivered' THEN 0 \
-                  WHEN 'acknowledged' THEN 1 ELSE 2 END) < ?3",
-                params![id, status, rank(status)],
-            )?)
-        })?;
-        Ok((n == 1).then(|| RecordChange {
-            sequence: self.next_change(),
-            id: id.into(),
-            kind: RecordKind::Sos,
-            state: SyncState::Delivered,
-            dispatch_status: Some(status),
-        }))
-    }
-
     /// Puts a wedged record back in the queue.
     pub fn retry_wedged(&mut self, id: &str) -> Result<RecordChange> {
         let canonical = check_id("record_id", id)?;

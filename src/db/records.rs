@@ -95,21 +95,22 @@ pub(crate) fn insert_record(
 }
 
 /// One stored record with its outbox columns.
-struct Row {
-    id: String,
-    kind: RecordKind,
-    parent_id: Option<String>,
-    payload: Option<Vec<u8>>,
-    seq: u64,
-    lane: Lane,
-    state: SyncState,
-    attempts: u32,
-    wedged_reason: Option<Vec<u8>>,
-    dispatch_status: Option<DispatchStatus>,
+pub(super) struct Row {
+    pub(super) id: String,
+    pub(super) kind: RecordKind,
+    pub(super) parent_id: Option<String>,
+    pub(super) payload: Option<Vec<u8>>,
+    pub(super) seq: u64,
+    pub(super) lane: Lane,
+    pub(super) state: SyncState,
+    pub(super) attempts: u32,
+    pub(super) wedged_reason: Option<Vec<u8>>,
+    pub(super) dispatch_status: Option<DispatchStatus>,
+    pub(super) dispatch_info: Option<Vec<u8>>,
 }
 
 const ROW_SELECT: &str = "SELECT r.id, r.kind, r.parent_id, r.payload, r.seq, r.lane, r.state, \
-     r.attempts, r.wedged_reason, r.dispatch_status FROM records r";
+     r.attempts, r.wedged_reason, r.dispatch_status, r.dispatch_info FROM records r";
 
 fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     Ok(Row {
@@ -123,11 +124,12 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         attempts: r.get(7)?,
         wedged_reason: r.get(8)?,
         dispatch_status: r.get(9)?,
+        dispatch_info: r.get(10)?,
     })
 }
 
 impl Db {
-    fn rows(&self, filter: &str, param: &dyn rusqlite::ToSql) -> Result<Vec<Row>> {
+    pub(super) fn rows(&self, filter: &str, param: &dyn rusqlite::ToSql) -> Result<Vec<Row>> {
         self.rows_with(filter, &[param])
     }
 
@@ -146,11 +148,11 @@ impl Db {
         .collect()
     }
 
-    fn row(&self, id: &str) -> Result<Option<Row>> {
+    pub(super) fn row(&self, id: &str) -> Result<Option<Row>> {
         Ok(self.rows("WHERE r.id = ?1", &id)?.pop())
     }
 
-    fn open_payload<T: serde::de::DeserializeOwned>(&self, row: &Row) -> Result<T> {
+    pub(super) fn open_payload<T: serde::de::DeserializeOwned>(&self, row: &Row) -> Result<T> {
         let sealed = row
             .payload
             .as_deref()
@@ -158,7 +160,7 @@ impl Db {
         self.open_json(Slot::new("records", "payload", &row.id), sealed)
     }
 
-    fn seal_record<T: Serialize>(&self, id: &str, payload: &T) -> Result<Vec<u8>> {
+    pub(super) fn seal_record<T: Serialize>(&self, id: &str, payload: &T) -> Result<Vec<u8>> {
         self.seal_json(Slot::new("records", "payload", id), payload)
     }
 
@@ -196,6 +198,7 @@ impl Db {
             state: SosState::Active,
             sync_state: SyncState::Queued,
             dispatch_status: None,
+            dispatch: None,
             location_updates: vec![],
             cancellation: None,
         })
@@ -307,6 +310,7 @@ impl Db {
             state: SosState::Active,
             sync_state: row.state,
             dispatch_status: row.dispatch_status,
+            dispatch: self.dispatch_answer(&row.id, row.dispatch_info.as_deref())?,
             location_updates: vec![],
             cancellation: None,
         };

@@ -43,6 +43,12 @@ pub struct SyncConfig {
     /// Longest retry delay: at least `backoff_base_ms`, at most 1 day.
     #[uniffi(default = 300000)]
     pub backoff_max_ms: u64,
+    /// How long one status watch request waits on the server for news about open SOS
+    /// alarms, 5 to 55 seconds; 0 turns the watch off (statuses then arrive only with a sync).
+    /// While an alarm is open and the network is up, the phone makes about
+    /// 3600 / this many requests an hour (72 at the default), and none otherwise.
+    #[uniffi(default = 50)]
+    pub status_watch_seconds: u32,
 }
 
 impl SyncConfig {
@@ -59,6 +65,7 @@ impl SyncConfig {
             retention_days: 7,
             backoff_base_ms: 2_000,
             backoff_max_ms: 300_000,
+            status_watch_seconds: 50,
         }
     }
 
@@ -104,6 +111,14 @@ impl SyncConfig {
             self.backoff_base_ms,
             MAX_BACKOFF_MS,
         )?;
+        if self.status_watch_seconds != 0 {
+            within(
+                "status_watch_seconds",
+                self.status_watch_seconds.into(),
+                MIN_WATCH_SECONDS.into(),
+                proto::MAX_WATCH_SECONDS.into(),
+            )?;
+        }
         within(
             "retention_days",
             self.retention_days.into(),
@@ -113,6 +128,8 @@ impl SyncConfig {
     }
 }
 
+/// Shortest `status_watch_seconds` other than 0 (off).
+pub const MIN_WATCH_SECONDS: u32 = 5;
 /// Longest `connect_timeout_ms`: 2 minutes.
 pub const MAX_CONNECT_TIMEOUT_MS: u64 = 120_000;
 /// Longest `request_timeout_ms`: 10 minutes.

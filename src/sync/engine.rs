@@ -19,7 +19,7 @@ use super::sizing::Upload;
 use super::transport::{self, TransportError};
 use crate::db::outbox::Horizon;
 use crate::error::CrewSafeError;
-use crate::model::{DispatchStatus, Lane};
+use crate::model::Lane;
 use crate::observer::{SyncPhase, SyncProgress};
 
 /// A device token from the host, checked to fit an HTTP header.
@@ -101,6 +101,10 @@ impl Run<'_> {
     pub(super) fn run(&mut self) -> Result<(), SyncError> {
         self.token = checked_token(self.setup.tokens.token()?)?;
         self.drain()?;
+        if self.accepted_any {
+            // An SOS may have become open: the status watch looks again.
+            self.shared.watch.kick();
+        }
         self.refresh_dispatch_status();
         let cutoff = now_ms() - i64::from(self.setup.config.retention_days) * 86_400_000;
         self.shared.db(|db| db.purge_delivered(cutoff))?;
@@ -390,29 +394,27 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Fetches what dispatch did with delivered SOS alarms. Failures only cost freshness.
+    /// Fetches what dispatch did with every open SOS alarm and applies the answers in one
+    /// transaction. Failures only cost freshness (the status watch keeps it fresh too).
     pub(super) fn refresh_dispatch_status(&mut self) {
-        let Ok(ids) = self.shared.db(|db| db.open_sos_ids(200)) else {
+        let Ok(open) = self.shared.db(|db| db.open_alarms()) else {
             return;
         };
-        if ids.is_empty() {
-            return;
-        }
-        let answer = match self.setup.transport.sos_status(&self.token, ids) {
-            Ok(a) => a,
-            Err(e) => {
-                log::info!("SOS status not refreshed: {e}");
-                return;
-            }
-        };
-        let mut changes = Vec::new();
-        for s in answer.statuses {
-            let status = DispatchStatus::from(s.status);
-            if let Ok(Some(c)) = self.shared.db(|db| db.advance_dispatch(&s.id, status)) {
-                changes.push(c);
+        let mut answers = Vec::new();
+        for chunk in open.chunks(proto::MAX_STATUS_IDS) {
+            let ids = chunk.iter().map(|k| k.id.clone()).collect();
+            match self.setup.transport.sos_status(&self.token, ids) {
+                Ok(a) => answers.extend(a.statuses),
+                Err(e) => {
+                    log::info!("SOS status not refreshed: {e}");
+                    break;
+                }
             }
         }
-        self.changed(changes);
+        match self.shared.db(|db| db.apply_dispatch(&answers)) {
+            Ok(changes) => self.changed(changes),
+            Err(e) => log::info!("SOS status not stored: {e}"),
+        }
     }
 
     pub(super) fn finish(&mut self) -> Result<SyncReport, SyncError> {

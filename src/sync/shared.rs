@@ -1,12 +1,13 @@
 //! The state the exported store, its sync engine and its background worker share: the open
 //! database behind one mutex, the sync configuration, the one-sync-at-a-time lock, the
-//! listeners and the worker's switches.
+//! listeners and the switches of the worker and the status watch.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::setup::SyncSetup;
 use super::signal::Signal;
+use super::watch::Watch;
 use crate::db::Db;
 use crate::error::StoreError;
 use crate::observer::Observers;
@@ -19,6 +20,8 @@ pub(crate) struct Shared {
     pub(crate) sync_lock: Mutex<()>,
     pub(crate) observers: Arc<Observers>,
     pub(crate) signal: Arc<Signal>,
+    /// The switches of the dispatch status watch.
+    pub(crate) watch: Arc<Watch>,
     /// Set when the store starts closing: a running sync ends after its current batch.
     closing: AtomicBool,
 }
@@ -32,6 +35,7 @@ impl Shared {
             sync_lock: Mutex::new(()),
             observers: Arc::new(Observers::default()),
             signal: Arc::new(Signal::default()),
+            watch: Arc::new(Watch::default()),
             closing: AtomicBool::new(false),
         }
     }

@@ -296,6 +296,7 @@ pub fn spki_pin_of_cert_der(cert: &[u8]) -> Option<String> {
 pub struct Transport {
     client: Client,
     base: Url,
+    request_timeout: Duration,
     failure: Arc<Mutex<Option<TlsFailure>>>,
 }
 
@@ -346,6 +347,7 @@ impl Transport {
         Ok(Transport {
             client,
             base,
+            request_timeout: cfg.request_timeout,
             failure,
         })
     }
@@ -382,19 +384,55 @@ impl Transport {
         })
     }
 
+    /// Waits (a long poll) until a dispatch status differs from what the phone knows, or
+    /// `wait_seconds` pass. The request may take that long plus the usual request timeout.
+    pub fn sos_watch(
+        &self,
+        token: &str,
+        known: Vec<proto::KnownStatus>,
+        wait_seconds: u32,
+    ) -> Result<proto::SosStatusResponse, TransportError> {
+        // Plain data: serializing cannot fail.
+        let body = serde_json::to_vec(&proto::SosWatchRequest {
+            protocol: proto::PROTOCOL_VERSION,
+            known,
+            wait_seconds,
+        })
+        .unwrap_or_default();
+        let timeout = self.request_timeout + Duration::from_secs(wait_seconds.into());
+        let bytes = self.post_with(proto::SOS_WATCH_PATH, token, body, Some(timeout))?;
+        proto::decode_sos_status_response(&bytes).map_err(|e| TransportError::Retryable {
+            reason: format!("unreadable answer: {e}"),
+            retry_after_secs: None,
+        })
+    }
+
     fn post(&self, path: &str, token: &str, body: Vec<u8>) -> Result<Vec<u8>, TransportError> {
+        self.post_with(path, token, body, None)
+    }
+
+    fn post_with(
+        &self,
+        path: &str,
+        token: &str,
+        body: Vec<u8>,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<u8>, TransportError> {
         let url = self
             .base
             .join(path)
             .map_err(|_| TransportError::ServerRejected { status: 0 })?;
         *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        let sent = self
+        let mut request = self
             .client
             .post(url)
             .bearer_auth(token)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send();
+            .body(body);
+        if let Some(timeout) = timeout {
+            request = request.timeout(timeout);
+        }
+        let sent = request.send();
         let response = match sent {
             Ok(r) => r,
             Err(e) => return Err(self.network_error(&e)),

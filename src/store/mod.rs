@@ -18,7 +18,9 @@ use crate::model::{
 };
 use crate::observer::{RecordListener, Subscription, SyncListener, TokenProvider};
 use crate::sync::worker::spawn;
-use crate::sync::{self, Shared, SyncConfig, SyncReport, SyncSetup};
+use crate::sync::{self, watch, Shared, SyncConfig, SyncReport, SyncSetup};
+
+mod check_ins;
 
 /// The phrase `destroy` requires, so that it is never called by accident.
 pub const DESTROY_CONFIRMATION: &str = "DESTROY";
@@ -42,18 +44,19 @@ pub fn generate_data_key() -> Vec<u8> {
 pub struct CrewStore {
     shared: Arc<Shared>,
     worker: Mutex<Option<JoinHandle<()>>>,
+    watcher: Mutex<Option<JoinHandle<()>>>,
 }
 
 type R<T> = Result<T, CrewSafeError>;
 
 impl CrewStore {
-    fn with<T>(&self, f: impl FnOnce(&mut Db) -> Result<T, StoreError>) -> R<T> {
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&mut Db) -> Result<T, StoreError>) -> R<T> {
         self.shared.db(f).map_err(CrewSafeError::from)
     }
 
     /// Runs a write that queues a record and numbers its change under the same lock, so the
     /// number is in commit order even when a sync on another thread picks the record up.
-    fn queue<T>(
+    pub(crate) fn queue<T>(
         &self,
         kind: RecordKind,
         id_of: impl Fn(&T) -> &str,
@@ -75,6 +78,18 @@ impl CrewStore {
     }
 
     fn stop_worker(&self) {
+        // The watcher never waits on the network: stopping it is quick.
+        self.shared.watch.stop();
+        if let Some(h) = self
+            .watcher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            if h.thread().id() != std::thread::current().id() {
+                let _ = h.join();
+            }
+        }
         self.shared.signal.stop();
         let handle = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(h) = handle {
@@ -90,8 +105,9 @@ impl CrewStore {
 
 impl Drop for CrewStore {
     fn drop(&mut self) {
-        // The worker holds only a weak reference; stopping it is enough.
+        // The worker and the watcher hold only weak references; stopping them is enough.
         self.shared.signal.stop();
+        self.shared.watch.stop();
     }
 }
 
@@ -109,6 +125,7 @@ impl CrewStore {
         Ok(Arc::new(CrewStore {
             shared: Arc::new(Shared::new(db)),
             worker: Mutex::new(None),
+            watcher: Mutex::new(None),
         }))
     }
 
@@ -276,6 +293,16 @@ impl CrewStore {
                 })?;
             *worker = Some(handle);
         }
+        let mut watcher = self.watcher.lock().unwrap_or_else(|p| p.into_inner());
+        if watcher.is_none() {
+            self.shared.watch.resume();
+            let handle = watch::spawn(Arc::downgrade(&self.shared), self.shared.watch.clone())
+                .map_err(|e| CrewSafeError::Storage {
+                    reason: format!("could not start the status watch: {}", e.kind()),
+                })?;
+            *watcher = Some(handle);
+        }
+        self.shared.watch.kick();
         Ok(())
     }
 
@@ -294,17 +321,20 @@ impl CrewStore {
 
     /// Tells the store whether the phone has a network. When it changes from offline to
     /// online, retry delays are forgotten (the server's Retry-After is kept) and the
-    /// background worker starts draining the queue. Repeated calls with the same value are
-    /// cheap and do not reset the backoff.
+    /// background worker starts draining the queue, and the status watch starts waiting for
+    /// dispatch's answer to any delivered SOS that is still open. Offline, neither sends
+    /// anything. Repeated calls with the same value are cheap and do not reset the backoff.
     pub fn set_online(&self, online: bool) -> R<()> {
+        self.shared.watch.set_online(online);
         if self.shared.signal.set_online(online) {
             self.with(|db| db.clear_backoff())?;
         }
         Ok(())
     }
 
-    /// Stops the background worker and waits for it (at most one request timeout). Manual
-    /// `sync_now` calls still work; `configure_sync` starts a new worker.
+    /// Stops the background worker and waits for it (at most one request timeout), and stops
+    /// the status watch (a watch request in flight ends by itself). Manual `sync_now` calls
+    /// still work; `configure_sync` starts both again.
     pub fn shutdown(&self) {
         self.stop_worker();
     }

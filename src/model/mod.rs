@@ -12,6 +12,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StoreError};
 
+mod check_in;
+mod dispatch;
+
+pub use check_in::{CheckIn, CheckInExtension, CheckInState};
+pub use dispatch::DispatchAnswer;
+
 /// Exhaustive conversions both ways between an exported enum and its twin in the protocol's
 /// vocabulary (same variant names): a variant added on either side without the other does not
 /// compile. Stored content is serialized through the protocol's spelling, so the words at rest
@@ -305,6 +311,9 @@ pub struct Sos {
     pub sync_state: SyncState,
     /// What dispatch has done with it, once delivered and a sync fetched the status.
     pub dispatch_status: Option<DispatchStatus>,
+    /// Dispatch's latest answer (who acknowledged it and when, the dispatcher's message), once
+    /// the phone has heard from the server about it.
+    pub dispatch: Option<DispatchAnswer>,
     /// Follow-up positions, oldest first.
     pub location_updates: Vec<SosLocationUpdate>,
     /// The cancellation, if any.
@@ -578,7 +587,7 @@ fn check_text(field: &str, value: &str, max: usize, required: bool) -> Result<()
     Ok(())
 }
 
-fn check_opt_text(field: &str, value: &Option<String>, max: usize) -> Result<()> {
+pub(crate) fn check_opt_text(field: &str, value: &Option<String>, max: usize) -> Result<()> {
     match value {
         Some(v) => check_text(field, v, max, false),
         None => Ok(()),

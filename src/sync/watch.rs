@@ -1,0 +1,293 @@
+//! The status watch: while at least one delivered SOS is neither resolved nor cancelled and
+//! the host says the network is up, one long poll (`POST /v1/sos:watch`) at a time asks the
+//! server to answer as soon as dispatch does something with one of them. Answers are applied
+//! in one transaction and reach the record listeners, so the crew learns "acknowledged" and
+//! the dispatcher's message without any app code. Failures back off (1 s doubling to 1 min);
+//! offline, closed, or with no open alarm, nothing is sent.
+//!
+//! One watcher thread decides when to ask; each request runs on its own short-lived thread
+//! and applies its own answer. When a new alarm becomes open while a request is waiting on the
+//! server, the watcher does not wait for that request to end: it asks again at once, with
+//! every open alarm, and the older request's answer is applied whenever it comes (answers only
+//! ever move a status forward). A stopped watcher never waits for a request in flight.
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crewsafe_protocol as proto;
+
+use super::backoff;
+use super::setup::SyncSetup;
+use super::shared::Shared;
+use super::transport::TransportError;
+
+/// Shortest pause between two requests that changed nothing and came back early (a server
+/// that answers at once without news must not turn the watch into a busy loop).
+const MIN_QUIET_GAP: Duration = Duration::from_secs(1);
+/// First retry delay after a failed request, in ms; doubles up to [`MAX_RETRY_MS`].
+const BASE_RETRY_MS: u64 = 1_000;
+/// Longest retry delay, in ms.
+const MAX_RETRY_MS: u64 = 60_000;
+
+#[derive(Default)]
+struct State {
+    online: bool,
+    stop: bool,
+    /// Something may have changed (a new open alarm, a new configuration, online again).
+    kicked: bool,
+    /// Number of the request the watcher waits for; bumped by each new request.
+    request: u64,
+    /// Outcome of request `request`, once it ended.
+    outcome: Option<Outcome>,
+}
+
+/// How a watch request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Answered: with news (applied) or without.
+    Answered { news: bool },
+    /// The token was refused.
+    Unauthorized,
+    /// Anything else: try again later.
+    Failed,
+}
+
+/// The switches between the store and its watcher.
+#[derive(Default)]
+pub struct Watch {
+    state: Mutex<State>,
+    cv: Condvar,
+}
+
+impl Watch {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The host reports connectivity.
+    pub fn set_online(&self, online: bool) {
+        let mut s = self.lock();
+        s.kicked |= online && !s.online;
+        s.online = online;
+        self.cv.notify_all();
+    }
+
+    /// There may be a new open alarm, or a new configuration: look again (at once, even if a
+    /// request is waiting on the server).
+    pub fn kick(&self) {
+        self.lock().kicked = true;
+        self.cv.notify_all();
+    }
+
+    /// Asks the watcher to stop (it does not wait for a request in flight).
+    pub fn stop(&self) {
+        self.lock().stop = true;
+        self.cv.notify_all();
+    }
+
+    /// Clears a previous stop request, before a new watcher starts.
+    pub fn resume(&self) {
+        self.lock().stop = false;
+    }
+
+    /// Waits until the watcher may ask: online, and either kicked or `until` passed (with no
+    /// `until`, only a kick will do). False when it must stop.
+    fn wait_turn(&self, until: Option<Instant>) -> bool {
+        let mut s = self.lock();
+        loop {
+            if s.stop {
+                return false;
+            }
+            let due = until.is_some_and(|t| Instant::now() >= t);
+            if s.online && (s.kicked || due) {
+                s.kicked = false;
+                return true;
+            }
+            let wait = match (s.online, until) {
+                (true, Some(t)) => t
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(5)),
+                _ => Duration::from_secs(3600),
+            };
+            s = self
+                .cv
+                .wait_timeout(s, wait)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Starts waiting for a new request; returns its number.
+    fn begin(&self) -> u64 {
+        let mut s = self.lock();
+        s.request += 1;
+        s.outcome = None;
+        s.request
+    }
+
+    /// A request ended.
+    fn end(&self, request: u64, outcome: Outcome) {
+        let mut s = self.lock();
+        if s.request == request {
+            s.outcome = Some(outcome);
+            self.cv.notify_all();
+        }
+    }
+
+    /// Waits for request `request` to end. `None` when the watcher must look again first
+    /// (kicked while online) or stop; the request then goes on alone.
+    fn wait_end(&self, request: u64) -> Option<Outcome> {
+        let mut s = self.lock();
+        loop {
+            if s.stop || (s.kicked && s.online) {
+                return None;
+            }
+            if s.request == request {
+                if let Some(o) = s.outcome.take() {
+                    return Some(o);
+                }
+            }
+            s = self.cv.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// Starts the watcher thread. It holds only a weak reference to the store's shared state.
+pub(crate) fn spawn(shared: Weak<Shared>, watch: Arc<Watch>) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("crewsafe-watch".into())
+        .spawn(move || run(&shared, &watch))
+}
+
+fn run(shared: &Weak<Shared>, watch: &Arc<Watch>) {
+    let mut until: Option<Instant> = None;
+    let mut failures = 0u32;
+    let mut refresh = false;
+    // The first turn looks at once (alarms may be open from an earlier run).
+    watch.kick();
+    while watch.wait_turn(until) {
+        until = None;
+        let Some((setup, known, token)) = next_request(shared, refresh) else {
+            // Nothing to watch (or no token): wait for a kick.
+            continue;
+        };
+        refresh = false;
+        let request = watch.begin();
+        let started = Instant::now();
+        if spawn_request(shared.clone(), watch.clone(), setup, known, token, request).is_err() {
+            until = Some(Instant::now() + Duration::from_millis(MAX_RETRY_MS));
+            continue;
+        }
+        match watch.wait_end(request) {
+            // Kicked (look again at once) or stopping.
+            None => watch.kick(),
+            Some(Outcome::Answered { news }) => {
+                failures = 0;
+                if news || started.elapsed() >= MIN_QUIET_GAP {
+                    watch.kick();
+                } else {
+                    until = Some(started + MIN_QUIET_GAP);
+                }
+            }
+            Some(outcome) => {
+                refresh = outcome == Outcome::Unauthorized;
+                let delay =
+                    backoff::delay_ms(failures, BASE_RETRY_MS, MAX_RETRY_MS, backoff::draw());
+                failures = failures.saturating_add(1);
+                until = Some(Instant::now() + Duration::from_millis(delay));
+            }
+        }
+    }
+}
+
+/// What the next request needs, or `None` when there is nothing to watch.
+fn next_request(
+    shared: &Weak<Shared>,
+    refresh: bool,
+) -> Option<(Arc<SyncSetup>, Vec<proto::KnownStatus>, String)> {
+    let shared = shared.upgrade()?;
+    let setup = shared.sync_setup()?;
+    if setup.config.status_watch_seconds == 0 {
+        return None;
+    }
+    let mut known = match shared.db(|db| db.open_alarms()) {
+        Ok(k) => k,
+        Err(e) => {
+            log::debug!("status watch: open alarms not read: {e}");
+            return None;
+        }
+    };
+    if known.is_empty() {
+        return None;
+    }
+    // The oldest open alarms first; a thousand open at once is already far beyond real use.
+    known.truncate(proto::MAX_STATUS_IDS);
+    let token = if refresh {
+        setup.tokens.refresh_token()
+    } else {
+        setup.tokens.token()
+    };
+    match token {
+        Ok(t) if super::transport::check_token(&t).is_ok() => Some((setup, known, t)),
+        Ok(_) => {
+            log::info!("status watch: the host's token cannot be sent");
+            None
+        }
+        Err(e) => {
+            log::info!("status watch: no token from the host: {e}");
+            None
+        }
+    }
+}
+
+/// Runs one watch request on its own thread; it applies its answer and reports how it ended.
+fn spawn_request(
+    shared: Weak<Shared>,
+    watch: Arc<Watch>,
+    setup: Arc<SyncSetup>,
+    known: Vec<proto::KnownStatus>,
+    token: String,
+    request: u64,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("crewsafe-watch-request".into())
+        .spawn(move || {
+            let token = zeroize::Zeroizing::new(token);
+            let wait = setup.config.status_watch_seconds;
+            let outcome = match setup.transport.sos_watch(&token, known, wait) {
+                Ok(answer) => Outcome::Answered {
+                    news: apply(&shared, &answer.statuses),
+                },
+                Err(TransportError::Unauthorized) => Outcome::Unauthorized,
+                Err(e) => {
+                    log::info!("status watch failed: {e}");
+                    Outcome::Failed
+                }
+            };
+            watch.end(request, outcome);
+        })
+        .map(drop)
+}
+
+/// Applies answers in one transaction and tells the record listeners. True if anything
+/// changed.
+fn apply(shared: &Weak<Shared>, statuses: &[proto::SosStatus]) -> bool {
+    if statuses.is_empty() {
+        return false;
+    }
+    let Some(shared) = shared.upgrade() else {
+        return false;
+    };
+    match shared.db(|db| db.apply_dispatch(statuses)) {
+        Ok(changes) if changes.is_empty() => false,
+        Ok(changes) => {
+            shared.observers.records(&changes);
+            true
+        }
+        Err(e) => {
+            log::info!("status watch: answer not stored: {e}");
+            false
+        }
+    }
+}
