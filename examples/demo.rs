@@ -6,7 +6,9 @@
 //! deliver everything (SOS first), prints what the server holds, and shows a dispatcher's
 //! acknowledgement reaching the phone.
 //!
-//! Run: `cargo run --release --example demo`
+//! Run: `cargo run --release --example demo`; add `-- --serve` to keep the server running
+//! afterwards with the dispatcher console open to a browser (the URL and a dispatcher token
+//! are printed).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -104,6 +106,26 @@ fn start_server(db: &std::path::Path, addr: &str) -> Res<RunningServer> {
         db,
         addr.parse()?,
     ))?)
+}
+
+/// Keeps the server running for a tester: prints the console URL and a dispatcher token, then
+/// raises a new SOS every time Enter is pressed, until end of input.
+fn serve_on(server: &RunningServer, dispatcher: &str, store: &CrewStore, sos: &Sos) -> Res<()> {
+    println!("\n== Serving: open the dispatcher console ==");
+    println!("console:          {}/console", server.url());
+    println!("dispatcher token: {dispatcher}");
+    println!(
+        "The alarm {} is in the console; press Enter to raise another SOS from the demo \
+         phone, Ctrl-D or Ctrl-C to stop.",
+        short(&sos.id)
+    );
+    let mut line = String::new();
+    while std::io::stdin().read_line(&mut line)? > 0 {
+        line.clear();
+        let next = store.raise_sos(sos.crew.clone(), Some(fix(51.1701, 71.4503)), None)?;
+        println!("SOS {} raised", short(&next.id));
+    }
+    Ok(())
 }
 
 fn main() -> Res<()> {
@@ -222,24 +244,47 @@ fn main() -> Res<()> {
         ids.len()
     );
 
-    println!("\n== Dispatch sees the alarm ==");
+    println!("\n== Dispatch answers; the phone hears it by itself ==");
     let url = format!("{}/v1/dispatch/sos/{}/acknowledge", server.url(), sos.id);
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let message = "crew 7 on the way, 6 min";
+    let clicked = Instant::now();
     let answer = reqwest::blocking::Client::new()
         .post(&url)
         .bearer_auth(&dispatcher)
+        .header("content-type", "application/json")
+        .body(serde_json::json!({ "message": message }).to_string())
         .send()?;
     println!(
-        "dispatcher: POST /v1/dispatch/sos/{}…/acknowledge -> {}",
+        "dispatcher: POST /v1/dispatch/sos/{}…/acknowledge {{\"message\": \"{message}\"}} -> {}",
         short(&sos.id),
         answer.status()
     );
-    store.sync_now()?;
-    let seen = store.get_sos(sos.id.clone())?;
+    // No sync_now: the status watch brings the answer while the alarm is open.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let seen = loop {
+        let seen = store.get_sos(sos.id.clone())?;
+        if seen.dispatch_status == Some(DispatchStatus::Acknowledged) {
+            break seen;
+        }
+        if Instant::now() > deadline {
+            return Err("the acknowledgement did not reach the phone".into());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let answer = seen.dispatch.ok_or("no dispatch answer")?;
     println!(
-        "the phone shows: dispatch status {:?}",
-        seen.dispatch_status.unwrap_or(DispatchStatus::Delivered)
+        "the phone shows, {} ms after the click and without any sync call: help is on the way \
+         (acknowledged by {} at {}): \"{}\"",
+        clicked.elapsed().as_millis(),
+        answer.acknowledged_by.as_deref().unwrap_or("-"),
+        at(answer.acknowledged_at),
+        answer.message.as_deref().unwrap_or("")
     );
+
+    if std::env::args().any(|a| a == "--serve") {
+        serve_on(&server, &dispatcher, &store, &sos)?;
+    }
 
     store.shutdown();
     server.shutdown();

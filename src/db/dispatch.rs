@@ -24,20 +24,21 @@ fn rank(s: proto::DispatchStatus) -> u8 {
 }
 
 impl Db {
-    /// Delivered SOS alarms that dispatch has not resolved and the crew has not cancelled, in
-    /// upload order, with what the phone knows of each.
-    pub fn open_alarms(&self) -> Result<Vec<proto::KnownStatus>> {
+    /// Delivered SOS alarms that dispatch has not resolved, in upload order, with what the
+    /// phone knows of each; without those the crew cancelled unless `cancelled` (a sync still
+    /// asks about them: dispatch may answer a cancelled alarm; the watch does not wait for it).
+    pub fn open_alarms(&self, cancelled: bool) -> Result<Vec<proto::KnownStatus>> {
         let rows: Vec<(String, Option<DispatchStatus>, Option<Vec<u8>>)> = self
             .conn
             .prepare_cached(
                 "SELECT s.id, s.dispatch_status, s.dispatch_info FROM records s \
                  WHERE s.kind = 'sos' AND s.state = 'delivered' \
                  AND s.dispatch_status IS NOT 'resolved' \
-                 AND NOT EXISTS (SELECT 1 FROM records c \
-                                 WHERE c.parent_id = s.id AND c.kind = 'sos_cancel') \
+                 AND (?1 OR NOT EXISTS (SELECT 1 FROM records c \
+                                        WHERE c.parent_id = s.id AND c.kind = 'sos_cancel')) \
                  ORDER BY s.seq",
             )?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .query_map([cancelled], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<rusqlite::Result<_>>()?;
         let mut out = Vec::with_capacity(rows.len());
         for (id, status, info) in rows {

@@ -397,7 +397,7 @@ impl Run<'_> {
     /// Fetches what dispatch did with every open SOS alarm and applies the answers in one
     /// transaction. Failures only cost freshness (the status watch keeps it fresh too).
     pub(super) fn refresh_dispatch_status(&mut self) {
-        let Ok(open) = self.shared.db(|db| db.open_alarms()) else {
+        let Ok(open) = self.shared.db(|db| db.open_alarms(true)) else {
             return;
         };
         let mut answers = Vec::new();

@@ -211,7 +211,7 @@ fn next_request(
     if setup.config.status_watch_seconds == 0 {
         return None;
     }
-    let mut known = match shared.db(|db| db.open_alarms()) {
+    let mut known = match shared.db(|db| db.open_alarms(false)) {
         Ok(k) => k,
         Err(e) => {
             log::debug!("status watch: open alarms not read: {e}");
@@ -255,10 +255,13 @@ fn spawn_request(
         .spawn(move || {
             let token = zeroize::Zeroizing::new(token);
             let wait = setup.config.status_watch_seconds;
-            let outcome = match setup.transport.sos_watch(&token, known, wait) {
-                Ok(answer) => Outcome::Answered {
-                    news: apply(&shared, &answer.statuses),
-                },
+            let outcome = match setup.transport.sos_watch(&token, known.clone(), wait) {
+                Ok(answer) => {
+                    apply(&shared, &answer.statuses);
+                    Outcome::Answered {
+                        news: answer.statuses.iter().any(|s| is_news(s, &known)),
+                    }
+                }
                 Err(TransportError::Unauthorized) => Outcome::Unauthorized,
                 Err(e) => {
                     log::info!("status watch failed: {e}");
@@ -270,24 +273,26 @@ fn spawn_request(
         .map(drop)
 }
 
-/// Applies answers in one transaction and tells the record listeners. True if anything
-/// changed.
-fn apply(shared: &Weak<Shared>, statuses: &[proto::SosStatus]) -> bool {
+/// Whether an answer tells the phone something it did not know when it asked (then the next
+/// request is a different question and may go at once).
+fn is_news(answer: &proto::SosStatus, known: &[proto::KnownStatus]) -> bool {
+    !known.iter().any(|k| {
+        k.id.eq_ignore_ascii_case(&answer.id)
+            && k.status == answer.status
+            && k.updated_at.is_some_and(|t| t >= answer.updated_at)
+    })
+}
+
+/// Applies answers in one transaction and tells the record listeners.
+fn apply(shared: &Weak<Shared>, statuses: &[proto::SosStatus]) {
     if statuses.is_empty() {
-        return false;
+        return;
     }
     let Some(shared) = shared.upgrade() else {
-        return false;
+        return;
     };
     match shared.db(|db| db.apply_dispatch(statuses)) {
-        Ok(changes) if changes.is_empty() => false,
-        Ok(changes) => {
-            shared.observers.records(&changes);
-            true
-        }
-        Err(e) => {
-            log::info!("status watch: answer not stored: {e}");
-            false
-        }
+        Ok(changes) => shared.observers.records(&changes),
+        Err(e) => log::info!("status watch: answer not stored: {e}"),
     }
 }

@@ -64,9 +64,12 @@ class TestServer(
         }
     }
 
-    /** A dispatcher acknowledges (or resolves) an SOS. */
-    fun dispatch(sosId: String, action: String) =
-        ok("POST", "/v1/dispatch/sos/$sosId/$action", token = dispatcherToken)
+    /** A dispatcher acknowledges (or resolves) an SOS, with an optional message to the crew. */
+    fun dispatch(sosId: String, action: String, message: String? = null) =
+        ok(
+            "POST", "/v1/dispatch/sos/$sosId/$action",
+            json = message?.let { "{\"message\": \"$it\"}" }, token = dispatcherToken,
+        )
 
     /** The sample crew, on the device the server enrolled. */
     fun crew() = CrewIdentity(deviceId = deviceId, crewId = "astana-brigade-12", staffId = "staff-77")
@@ -524,6 +527,56 @@ fun syncTests() {
                 t.store.configureSync(SyncConfig(serverUrl = "http://127.0.0.1:9", maxBatchRecords = 0u), tokens)
             }
             assertEquals("max_batch_records", e.field)
+        }
+    }
+
+    test("33 watch: online, the listener hears Acknowledged and getSos shows the dispatcher's message, with no syncNow") {
+        val server = testServer()
+        withSyncStore(server) { t ->
+            val delivered = CountDownLatch(1)
+            val acknowledged = CountDownLatch(1)
+            val rec = Recorder()
+            t.store.subscribeRecords(rec)
+            t.store.setOnline(true)
+            val sos = t.store.raiseSos(server.crew(), fix(), "stairwell, 4th floor")
+            rec.onChange = { c ->
+                if (c.id == sos.id && c.state == SyncState.DELIVERED) delivered.countDown()
+                if (c.id == sos.id && c.dispatchStatus == DispatchStatus.ACKNOWLEDGED) acknowledged.countDown()
+            }
+            // The change may have come before onChange was set.
+            if (rec.statesOf(sos.id).contains(SyncState.DELIVERED)) delivered.countDown()
+            assertTrue(delivered.await(10, TimeUnit.SECONDS), "the background worker delivers the SOS")
+            Thread.sleep(300)
+            server.dispatch(sos.id, "acknowledge", "crew 7 on the way, 6 min")
+            assertTrue(acknowledged.await(5, TimeUnit.SECONDS), "Acknowledged reaches the listener by itself")
+            val answer = t.store.getSos(sos.id).dispatch ?: fail("no dispatch answer kept")
+            assertEquals(DispatchStatus.ACKNOWLEDGED, answer.status)
+            assertEquals("crew 7 on the way, 6 min", answer.message)
+            assertEquals("test-dispatcher", answer.acknowledgedBy)
+            assertTrue(answer.acknowledgedAt != null, "acknowledgedAt")
+        }
+    }
+
+    test("34 check-in: start, extend, check in; delivered in the SOS lane; a closed check-in refuses more") {
+        val server = testServer()
+        withSyncStore(server) { t ->
+            val c = t.store.startCheckIn(server.crew(), 20u, "Abay ave 12, flat 40", null, fix())
+            assertEquals(CheckInState.OPEN, c.state)
+            assertEquals(Duration.ofMinutes(20), Duration.between(c.startedAt, c.dueAt))
+            val extended = t.store.extendCheckIn(c.id, 10u)
+            assertEquals(30u, extended.dueInMinutes)
+            val done = t.store.checkIn(c.id, null)
+            assertEquals(CheckInState.DONE, done.state)
+            val r = t.store.syncNow()
+            assertEquals(SyncOutcome.COMPLETE, r.outcome)
+            val got = t.store.getCheckIn(c.id)
+            assertEquals(SyncState.DELIVERED, got.syncState)
+            assertEquals(SyncState.DELIVERED, got.doneSyncState)
+            assertThrows<CrewSafeException.InvalidState> { t.store.checkIn(c.id, null) }
+            val bad = assertThrows<CrewSafeException.InvalidInput> {
+                t.store.startCheckIn(server.crew(), 0u, null, null, null)
+            }
+            assertEquals("due_in_minutes", bad.field)
         }
     }
 }

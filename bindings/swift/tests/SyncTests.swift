@@ -71,10 +71,11 @@ struct TestServer {
         return try body()
     }
 
-    /// A dispatcher acknowledges or resolves an SOS.
+    /// A dispatcher acknowledges or resolves an SOS, with an optional message to the crew.
     @discardableResult
-    func dispatch(_ sosId: String, _ action: String) throws -> String {
-        try ok("POST", "/v1/dispatch/sos/\(sosId)/\(action)", token: dispatcherToken)
+    func dispatch(_ sosId: String, _ action: String, message: String? = nil) throws -> String {
+        try ok("POST", "/v1/dispatch/sos/\(sosId)/\(action)",
+               json: message.map { "{\"message\": \"\($0)\"}" }, token: dispatcherToken)
     }
 }
 
@@ -384,6 +385,55 @@ func runSyncTests() {
             }
             expectCrewSafeError("syncNow", { try t.store.syncNow() }) { if case .NotConfigured = $0 { return true } else { return false } }
             expectEqual(tokens.tokenCalls, 0, "token() never called")
+        }
+    }
+
+    test("watch: online, the listener hears .acknowledged and getSos shows the dispatcher's message, with no syncNow") {
+        let server = try testServer()
+        try withSyncStore(server) { t in
+            let rec = Recorder()
+            let sub = t.store.subscribeRecords(listener: rec)
+            defer { sub.cancel() }
+            try t.store.setOnline(online: true)
+            let sos = try t.store.raiseSos(crew: server.crew(), location: fix(), note: "stairwell")
+            func waitFor(_ seconds: Double, _ done: () -> Bool) -> Bool {
+                let deadline = Date().addingTimeInterval(seconds)
+                while !done() && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+                return done()
+            }
+            expect(waitFor(10) { rec.states(of: sos.id).last == .delivered }, "delivered by the worker")
+            Thread.sleep(forTimeInterval: 0.3)
+            try server.dispatch(sos.id, "acknowledge", message: "crew 7 on the way, 6 min")
+            expect(waitFor(5) {
+                rec.changes.get.contains { $0.change.id == sos.id && $0.change.dispatchStatus == .acknowledged }
+            }, ".acknowledged reaches the listener by itself")
+            let answer = try requireSome(try t.store.getSos(sosId: sos.id).dispatch, "dispatch answer kept")
+            expectEqual(answer.status, .acknowledged)
+            expectEqual(answer.message, "crew 7 on the way, 6 min")
+            expectEqual(answer.acknowledgedBy, "test-dispatcher")
+            t.store.shutdown()
+        }
+    }
+
+    test("check-in: start, extend, check in; delivered; a closed check-in refuses more") {
+        let server = try testServer()
+        try withSyncStore(server) { t in
+            let c = try t.store.startCheckIn(crew: server.crew(), dueInMinutes: 20,
+                                             address: "Abay ave 12, flat 40", note: nil, location: fix())
+            expectEqual(c.state, .open)
+            expectEqual(c.dueAt.timeIntervalSince(c.startedAt), 20 * 60)
+            expectEqual(try t.store.extendCheckIn(checkInId: c.id, extendByMinutes: 10).dueInMinutes, 30)
+            expectEqual(try t.store.checkIn(checkInId: c.id, location: nil).state, .done)
+            expectEqual(try t.store.syncNow().outcome, .complete)
+            let got = try t.store.getCheckIn(checkInId: c.id)
+            expectEqual(got.syncState, .delivered)
+            expectEqual(got.doneSyncState, .delivered)
+            expectCrewSafeError("closed twice", { _ = try t.store.checkIn(checkInId: c.id, location: nil) }) {
+                if case .InvalidState = $0 { return true } else { return false }
+            }
+            expectCrewSafeError("0 minutes", {
+                _ = try t.store.startCheckIn(crew: server.crew(), dueInMinutes: 0, address: nil, note: nil, location: nil)
+            }) { if case .InvalidInput("due_in_minutes", _) = $0 { return true } else { return false } }
         }
     }
 }
