@@ -175,6 +175,8 @@ struct Saved {
     severities: Vec<(proto::Severity, String)>,
     /// Per staff role: a finalized report with that harmed staff member.
     roles: Vec<(proto::StaffRole, String)>,
+    /// A check-in: its start, an extension and its closing.
+    check_in: Vec<[String; 3]>,
 }
 
 impl Saved {
@@ -200,6 +202,9 @@ impl Saved {
             proto::Kind::SosLocation => self.providers.iter().map(|p| p.2.clone()).collect(),
             proto::Kind::SosCancel => self.cancels.iter().map(|c| c.2.clone()).collect(),
             proto::Kind::IncidentReport => self.reports(),
+            proto::Kind::CheckInStart => self.check_in.iter().map(|c| c[0].clone()).collect(),
+            proto::Kind::CheckInExtend => self.check_in.iter().map(|c| c[1].clone()).collect(),
+            proto::Kind::CheckInDone => self.check_in.iter().map(|c| c[2].clone()).collect(),
         }
     }
 
@@ -210,6 +215,9 @@ impl Saved {
                 self.of_kind(proto::Kind::Sos),
                 self.of_kind(proto::Kind::SosLocation),
                 self.of_kind(proto::Kind::SosCancel),
+                self.of_kind(proto::Kind::CheckInStart),
+                self.of_kind(proto::Kind::CheckInExtend),
+                self.of_kind(proto::Kind::CheckInDone),
             ]
             .concat(),
             proto::Lane::Report => self.of_kind(proto::Kind::IncidentReport),
@@ -242,6 +250,26 @@ fn save_every_word(t: &TestStore) -> Saved {
             .expect("add_sos_location");
         saved.providers.push((p, sos.id, follow_up.id));
     }
+    let start = store
+        .start_check_in(
+            crew(),
+            15,
+            Some("vocabulary test".into()),
+            None,
+            Some(fix()),
+        )
+        .expect("start_check_in");
+    let extended = store
+        .extend_check_in(start.id.clone(), 5)
+        .expect("extend_check_in");
+    let done = store
+        .check_in(start.id.clone(), Some(fix()))
+        .expect("check_in");
+    saved.check_in.push([
+        start.id,
+        extended.extensions[0].id.clone(),
+        done.done_id.expect("done id"),
+    ]);
     for &reason in proto::CancelReason::ALL {
         let sos = store
             .raise_sos(crew(), Some(fix()), None)

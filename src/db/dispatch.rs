@@ -93,8 +93,9 @@ impl Db {
             }
             let mut answer = answer.clone();
             answer.id.clone_from(&id);
-            let tell = status != Some(answer.status.into())
-                || known.as_ref().map(|k| &k.message) != Some(&answer.message);
+            let old_message = known.as_ref().and_then(|k| k.message.as_ref());
+            let tell =
+                status != Some(answer.status.into()) || old_message != answer.message.as_ref();
             let sealed = self.seal_json(dispatch_slot(&id), &answer)?;
             updates.push((id, DispatchStatus::from(answer.status), sealed, tell));
         }
