@@ -4,8 +4,10 @@
 //! It takes batches of SOS alarms and incident reports from enrolled devices and stores each
 //! record exactly once: records carry client-generated ids, `(device, id)` is a permanent
 //! dedupe key, and a batch is committed to SQLite (WAL, `synchronous=FULL`) before it is
-//! answered. Dispatchers list SOS alarms and move them from `delivered` to `acknowledged` to
-//! `resolved`; devices poll that status.
+//! answered. Dispatchers list alarms (SOS, and missed lone-worker check-ins, which the server's
+//! timer raises itself) or follow them live on an event stream, and move them from `delivered`
+//! to `acknowledged` to `resolved` with an optional message for the crew; devices poll or
+//! watch (long poll) that status.
 //!
 //! The library runs the server on its own tokio runtime in a background thread, so plain
 //! synchronous tests can use it:
@@ -26,26 +28,30 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 mod canonical;
 mod config;
 mod error;
 mod faults;
 mod http;
+mod hub;
 mod net;
 mod storage;
+mod timer;
 mod validate;
 
-pub use config::{ServerConfig, TlsConfig};
+pub use config::{ServerConfig, TlsConfig, DEFAULT_CHECK_IN_MINUTE, DEFAULT_ESCALATE_AFTER};
 pub use crewsafe_protocol as protocol;
 pub use crewsafe_protocol::{DispatchSos, DispatchStatus, TestFault, TestFaultsState};
 pub use error::{Result, ServerError};
 pub use faults::Faults;
-pub use storage::{ServerStore, StoredRecord, StoredSosState, POISON_REASON};
+pub use storage::{ServerStore, StoredRecord, StoredSosState, CHECK_IN_RESOLVER, POISON_REASON};
 
 /// A server running on its own thread and tokio runtime. Stops on [`RunningServer::shutdown`]
 /// or when dropped.
@@ -55,7 +61,10 @@ pub struct RunningServer {
     tls: bool,
     test_faults: bool,
     db_path: PathBuf,
+    escalate_after: Duration,
     faults: Arc<Faults>,
+    storage: Arc<storage::Storage>,
+    watches: Arc<AtomicUsize>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -63,19 +72,34 @@ pub struct RunningServer {
 /// Starts the server and returns once its socket is listening.
 ///
 /// Opens (creating if needed) the database and loads the TLS files first, so configuration
-/// errors come back here.
+/// errors come back here. Besides the HTTP server, the runtime runs the alarm timer (missed
+/// check-ins, escalation).
 pub fn start(config: ServerConfig) -> Result<RunningServer> {
-    let storage = Arc::new(storage::Storage::open(&config.db_path)?);
+    let timings = storage::Timings {
+        escalate_after: config.escalate_after,
+        check_in_minute: config.check_in_minute,
+    };
+    let storage = Arc::new(storage::Storage::open(
+        &config.db_path,
+        timings,
+        hub::Hub::new(),
+    )?);
     let tls = config.tls.as_ref().map(net::load_tls).transpose()?;
     let listener = std::net::TcpListener::bind(config.listen)?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let faults = Arc::new(Faults::default());
+    let watches = Arc::new(AtomicUsize::new(0));
+    // Turns true when the server stops: watches answer, event streams end, the timer stops.
+    let (closing_tx, closing_rx) = watch::channel(false);
     let router = http::router(http::AppState {
-        storage,
+        storage: storage.clone(),
         faults: faults.clone(),
         test_faults: config.test_faults,
+        closing: closing_rx.clone(),
+        watches: watches.clone(),
     });
+    let timer_storage = storage.clone();
     let (stop_tx, stop_rx) = oneshot::channel();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
     let thread = std::thread::Builder::new()
@@ -102,11 +126,16 @@ pub fn start(config: ServerConfig) -> Result<RunningServer> {
                     }
                 };
                 let _ = ready_tx.send(Ok(()));
+                tokio::spawn(timer::run(timer_storage, closing_rx));
+                let stop = async move {
+                    let _ = stop_rx.await;
+                    let _ = closing_tx.send(true);
+                };
                 net::serve(
                     listener,
                     tls.map(tokio_rustls::TlsAcceptor::from),
                     router,
-                    stop_rx,
+                    stop,
                 )
                 .await;
             });
@@ -136,7 +165,10 @@ pub fn start(config: ServerConfig) -> Result<RunningServer> {
         tls: config.tls.is_some(),
         test_faults: config.test_faults,
         db_path: config.db_path,
+        escalate_after: config.escalate_after,
         faults,
+        storage,
+        watches,
         stop: Some(stop_tx),
         thread: Some(thread),
     })
@@ -165,9 +197,60 @@ impl RunningServer {
         &self.db_path
     }
 
-    /// Opens a [`ServerStore`] on this server's database.
+    /// Opens a [`ServerStore`] on this server's database (with this server's escalation
+    /// time).
     pub fn store(&self) -> Result<ServerStore> {
-        ServerStore::open(&self.db_path)
+        Ok(ServerStore::open(&self.db_path)?.with_escalate_after(self.escalate_after))
+    }
+
+    /// Status watches (`POST /v1/sos:watch`) waiting right now.
+    pub fn open_watches(&self) -> usize {
+        self.watches.load(Ordering::SeqCst)
+    }
+
+    /// Acknowledges alarm `id` as dispatcher `by` would with `POST
+    /// /v1/dispatch/sos/{id}/acknowledge`, with an optional message for the crew: watches and
+    /// event streams hear of it at once. `None` if no alarm has this id; an error if several
+    /// devices sent one with this id.
+    pub fn acknowledge(
+        &self,
+        id: &str,
+        by: &str,
+        message: Option<&str>,
+    ) -> Result<Option<DispatchSos>> {
+        self.advance(id, by, message, storage::Advance::Acknowledge)
+    }
+
+    /// Resolves alarm `id` as [`RunningServer::acknowledge`] acknowledges it.
+    pub fn resolve(
+        &self,
+        id: &str,
+        by: &str,
+        message: Option<&str>,
+    ) -> Result<Option<DispatchSos>> {
+        self.advance(id, by, message, storage::Advance::Resolve)
+    }
+
+    fn advance(
+        &self,
+        id: &str,
+        by: &str,
+        message: Option<&str>,
+        action: storage::Advance,
+    ) -> Result<Option<DispatchSos>> {
+        let message = validate::dispatch_message(message).map_err(ServerError::InvalidInput)?;
+        let mv = storage::Move {
+            action,
+            dispatcher: by,
+            message,
+        };
+        match self.storage.advance_sos(id, None, &mv)? {
+            storage::Lookup::Found(s) => Ok(Some(s)),
+            storage::Lookup::NotFound => Ok(None),
+            storage::Lookup::Ambiguous => Err(ServerError::InvalidInput(
+                "several devices sent an alarm with this id".into(),
+            )),
+        }
     }
 
     /// The fault controls.

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! crewsafe-server --db server.db --listen 127.0.0.1:8080 [--tls-cert c.pem --tls-key k.pem] [--test-faults]
+//!                 [--escalate-after-secs 120] [--check-in-minute-ms 60000]
 //! crewsafe-server serve --db server.db --listen 127.0.0.1:8080 ...      (same)
 //! crewsafe-server enroll-device --db server.db --device-id X             (prints the token)
 //! crewsafe-server enroll-dispatcher --db server.db --name N              (prints the token)
@@ -14,6 +15,7 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use crewsafe_server::{enroll_device, enroll_dispatcher, start, ServerConfig, TlsConfig};
@@ -73,6 +75,14 @@ struct ServeArgs {
     /// Enable the test fault mode (/test/faults). Never in production.
     #[arg(long)]
     test_faults: bool,
+    /// Mark an alarm escalated when no dispatcher has acknowledged it this many seconds after
+    /// it was raised.
+    #[arg(long, default_value_t = crewsafe_server::DEFAULT_ESCALATE_AFTER.as_secs())]
+    escalate_after_secs: u64,
+    /// Length of one lone-worker check-in "minute" in milliseconds. For tests and demos only:
+    /// production keeps the default, a real minute.
+    #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
+    check_in_minute_ms: u64,
 }
 
 /// Writes log lines to stderr; the level is `log::max_level()`.
@@ -119,6 +129,14 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         config.tls = Some(TlsConfig { cert_pem, key_pem });
     }
     config.test_faults = args.test_faults;
+    config.escalate_after = Duration::from_secs(args.escalate_after_secs);
+    config.check_in_minute = Duration::from_millis(args.check_in_minute_ms);
+    if config.check_in_minute != crewsafe_server::DEFAULT_CHECK_IN_MINUTE {
+        log::warn!(
+            "a check-in minute lasts {} ms (for tests and demos only)",
+            args.check_in_minute_ms
+        );
+    }
     if config.test_faults {
         log::warn!("test fault mode is ON: never use this in production");
     }

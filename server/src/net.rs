@@ -9,7 +9,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
@@ -54,14 +54,15 @@ pub(crate) fn load_tls(tls: &TlsConfig) -> Result<Arc<rustls::ServerConfig>> {
     Ok(Arc::new(config))
 }
 
-/// Serves until `shutdown` fires, then lets requests in flight finish (up to
+/// Serves until `shutdown` completes, then lets requests in flight finish (up to
 /// [`SHUTDOWN_GRACE`]).
 pub(crate) async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     router: Router,
-    mut shutdown: oneshot::Receiver<()>,
+    shutdown: impl std::future::Future<Output = ()>,
 ) {
+    tokio::pin!(shutdown);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     loop {

@@ -9,6 +9,7 @@ use crewsafe_protocol::{
     CancelReason, CheckInDoneContent, CheckInExtendContent, CheckInStartContent, Crew,
     IncidentKind, Kind, Location, LocationProvider, ReportContent, Severity, SosCancelContent,
     SosContent, SosLocationContent, StaffRole, Vocabulary, WireRecord, MAX_CHECK_IN_MINUTES,
+    MAX_DISPATCH_MESSAGE_CHARS,
 };
 use serde::de::DeserializeOwned;
 
@@ -128,6 +129,20 @@ pub fn validate(record: &WireRecord, device_id: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A dispatcher's message for the crew, trimmed: `None` if blank, an error (naming the rule,
+/// not the text) if longer than [`MAX_DISPATCH_MESSAGE_CHARS`] characters.
+pub fn dispatch_message(message: Option<&str>) -> Result<Option<&str>, String> {
+    let Some(m) = message.map(str::trim).filter(|m| !m.is_empty()) else {
+        return Ok(None);
+    };
+    if m.chars().count() > MAX_DISPATCH_MESSAGE_CHARS {
+        return Err(format!(
+            "message: at most {MAX_DISPATCH_MESSAGE_CHARS} characters"
+        ));
+    }
+    Ok(Some(m))
 }
 
 fn check_minutes(minutes: u32, field: &str) -> Result<(), String> {

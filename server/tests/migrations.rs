@@ -31,6 +31,10 @@ const SHIPPED: &[(&str, &str)] = &[
         "aed1251d5e72ebde236eb9a6d4e90b2cc94fde282c654097b3d52ac05fcb5332",
     ),
     (
+        "migrations/004_sos_loop.sql",
+        "166c741063dfe7796d4355008e81563538bdc97a71a9d5125080fb227ba19f5e",
+    ),
+    (
         "snapshots/v1.sql",
         "d830209f4e61d58f0c13650d88c4292ea1f6ee9dd4dfe25429873f51f2bf25b7",
     ),
@@ -41,6 +45,10 @@ const SHIPPED: &[(&str, &str)] = &[
     (
         "snapshots/v3.sql",
         "2598a8f637dc7f074c6f301ee3137c39e7048776c9b33afd34671fd83b22996d",
+    ),
+    (
+        "snapshots/v4.sql",
+        "cfae8c484fa8b172f9940df28748c08679bbdb22323fd60c3abfd3cba7d081db",
     ),
 ];
 
@@ -236,6 +244,13 @@ impl Source {
                  SELECT r.device_id, r.record_id, s.status, s.delivered_at, s.acknowledged_at,
                         s.acknowledged_by, s.resolved_at, s.resolved_by, s.updated_at
                  FROM src.sos_status s JOIN src.records r ON r.seq = s.seq"
+            }
+            // Version 3 keyed them by seq, without the message and escalation of version 4.
+            3 => {
+                "INSERT INTO sos_status
+                 SELECT seq, status, delivered_at, acknowledged_at, acknowledged_by,
+                        resolved_at, resolved_by, updated_at
+                 FROM src.sos_status"
             }
             _ => panic!("write the sos_status rows of version {v} here"),
         };

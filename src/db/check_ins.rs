@@ -2,11 +2,10 @@
 //! extensions and its closing record, all in the SOS lane. The server times the check-in on
 //! its own clock and raises the alarm itself if the closing record has not arrived in time.
 
-use std::time::SystemTime;
-
 use crewsafe_protocol as proto;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use super::check_in_payloads::{CheckInDonePayload, CheckInExtendPayload, CheckInStartPayload};
 use super::records::insert_record;
 use super::{check_id, new_id, now, Db, Durability};
 use crate::error::{Result, StoreError};
@@ -14,41 +13,6 @@ use crate::model::{
     check_opt_text, validate_note, CheckIn, CheckInExtension, CheckInState, CrewIdentity,
     LocationFix, RecordKind, MAX_ADDRESS_CHARS,
 };
-
-/// Sealed content of a check-in's start.
-#[derive(Serialize, Deserialize)]
-pub struct CheckInStartPayload {
-    /// Who is going in.
-    pub crew: CrewIdentity,
-    /// When (device clock).
-    pub started_at: SystemTime,
-    /// Minutes until it is due.
-    pub due_in_minutes: u32,
-    /// Where the crew is going.
-    pub address: Option<String>,
-    /// Short note.
-    pub note: Option<String>,
-    /// Where the crew was, if known.
-    pub location: Option<LocationFix>,
-}
-
-/// Sealed content of a check-in's extension.
-#[derive(Serialize, Deserialize)]
-pub struct CheckInExtendPayload {
-    /// Minutes added.
-    pub extend_by_minutes: u32,
-    /// When (device clock).
-    pub extended_at: SystemTime,
-}
-
-/// Sealed content of a check-in's closing.
-#[derive(Serialize, Deserialize)]
-pub struct CheckInDonePayload {
-    /// When the crew checked in (device clock).
-    pub done_at: SystemTime,
-    /// Where the crew was, if known.
-    pub location: Option<LocationFix>,
-}
 
 impl Db {
     /// Starts a check-in: one record in the SOS lane, durably queued.

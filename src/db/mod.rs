@@ -23,6 +23,7 @@
 //! overwritten; `temp_store=MEMORY` so sorts never spill plaintext-free but still private
 //! pages to temp files; foreign keys on.
 
+pub mod check_in_payloads;
 pub mod check_ins;
 mod columns;
 mod dispatch;

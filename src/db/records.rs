@@ -8,7 +8,7 @@ use crewsafe_protocol as proto;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use super::check_ins::{CheckInDonePayload, CheckInExtendPayload, CheckInStartPayload};
+use super::check_in_payloads::{CheckInDonePayload, CheckInExtendPayload, CheckInStartPayload};
 use super::{check_id, new_id, now, Db, Durability};
 use crate::crypto::Slot;
 use crate::error::{Result, StoreError};

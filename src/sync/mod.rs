@@ -18,7 +18,7 @@
 //! [`shared`] and [`signal`] (the state the store, the engine and the worker share), [`run`]
 //! (a running sync's state), [`engine`] (one run), [`batch`], [`answer`] and [`refusals`] (its
 //! parts), [`reentry`] (callbacks that call back), [`transport`], [`wire`], [`sizing`],
-//! [`backoff`], [`clock`], [`worker`] and [`watch`] (the dispatch status long poll). Each file imports only the files it needs, never
+//! [`backoff`], [`clock`], [`worker`] and [`watch`] with [`watch_signal`] (the dispatch status long poll). Each file imports only the files it needs, never
 //! one above it.
 
 mod answer;
@@ -38,6 +38,7 @@ mod signal;
 mod sizing;
 pub(crate) mod transport;
 pub(crate) mod watch;
+mod watch_signal;
 mod wire;
 pub(crate) mod worker;
 

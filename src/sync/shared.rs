@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::setup::SyncSetup;
 use super::signal::Signal;
-use super::watch::Watch;
+use super::watch_signal::Watch;
 use crate::db::Db;
 use crate::error::StoreError;
 use crate::observer::Observers;

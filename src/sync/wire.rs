@@ -7,7 +7,7 @@ use crewsafe_protocol as proto;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-use crate::db::check_ins::{CheckInDonePayload, CheckInExtendPayload, CheckInStartPayload};
+use crate::db::check_in_payloads::{CheckInDonePayload, CheckInExtendPayload, CheckInStartPayload};
 use crate::db::outbox::QueuedRecord;
 use crate::db::records::{CancelPayload, LocationPayload, ReportPayload, SosPayload};
 use crate::error::{Result, StoreError};

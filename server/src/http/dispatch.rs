@@ -1,19 +1,29 @@
-//! Dispatcher endpoints: the list of SOS alarms and the moves acknowledge and resolve.
+//! Dispatcher endpoints: the list of alarms and the moves acknowledge and resolve, each with an
+//! optional [`DispatchAction`] body carrying a message for the crew.
 
+use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use crewsafe_protocol::{DispatchSos, DispatchSosList, DispatchStatus, ErrorCode};
+use crewsafe_protocol::{
+    AlarmKind, DispatchAction, DispatchSos, DispatchSosList, DispatchStatus, ErrorCode,
+};
 use serde::Deserialize;
 
-use super::error::ApiError;
-use super::{auth_dispatcher, db, json_response, AppState};
-use crate::storage::{Advance, Lookup};
+use super::error::{json_error, ApiError};
+use super::{auth_dispatcher, db, json_response, read_body, AppState};
+use crate::storage::{Advance, Lookup, Move};
+use crate::validate::dispatch_message;
+
+/// Largest acknowledge/resolve body: a message of the longest length, in UTF-8 and JSON
+/// escaping, with room to spare.
+const MAX_ACTION_BYTES: usize = 16 * 1024;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct ListQuery {
     status: Option<DispatchStatus>,
+    alarm: Option<AlarmKind>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -32,8 +42,20 @@ pub(super) async fn dispatch_list(
 ) -> Result<Response, ApiError> {
     auth_dispatcher(&state, &headers).await?;
     let Query(q) = query.map_err(query_error)?;
-    let sos = db(&state, move |s| s.dispatch_list(q.status)).await?;
+    let sos = db(&state, move |s| s.dispatch_list(q.status, q.alarm)).await?;
     Ok(json_response(&DispatchSosList { sos }))
+}
+
+/// The optional body of a move: empty (or blank) is no message.
+fn action(bytes: &[u8]) -> Result<Option<String>, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let action: DispatchAction =
+        serde_json::from_slice(bytes).map_err(|e| ApiError::malformed(json_error(&e)))?;
+    Ok(dispatch_message(action.message.as_deref())
+        .map_err(ApiError::malformed)?
+        .map(str::to_string))
 }
 
 async fn advance(
@@ -41,12 +63,19 @@ async fn advance(
     headers: HeaderMap,
     id: String,
     query: Result<Query<DeviceQuery>, QueryRejection>,
-    action: Advance,
+    body: Body,
+    action_kind: Advance,
 ) -> Result<Response, ApiError> {
     let dispatcher = auth_dispatcher(&state, &headers).await?;
     let Query(q) = query.map_err(query_error)?;
+    let message = action(&read_body(&headers, body, MAX_ACTION_BYTES).await?)?;
     let found: Lookup<DispatchSos> = db(&state, move |s| {
-        s.advance_sos(&id, q.device_id.as_deref(), action, &dispatcher)
+        let mv = Move {
+            action: action_kind,
+            dispatcher: &dispatcher,
+            message: message.as_deref(),
+        };
+        s.advance_sos(&id, q.device_id.as_deref(), &mv)
     })
     .await?;
     match found {
@@ -69,8 +98,9 @@ pub(super) async fn acknowledge(
     headers: HeaderMap,
     Path(id): Path<String>,
     query: Result<Query<DeviceQuery>, QueryRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    advance(state, headers, id, query, Advance::Acknowledge).await
+    advance(state, headers, id, query, body, Advance::Acknowledge).await
 }
 
 pub(super) async fn resolve(
@@ -78,6 +108,7 @@ pub(super) async fn resolve(
     headers: HeaderMap,
     Path(id): Path<String>,
     query: Result<Query<DeviceQuery>, QueryRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    advance(state, headers, id, query, Advance::Resolve).await
+    advance(state, headers, id, query, body, Advance::Resolve).await
 }

@@ -3,11 +3,15 @@
 //! the blocking pool). Handlers live in one file per resource; errors become answers in
 //! `error.rs`.
 
+mod console;
 mod dispatch;
 mod error;
+mod events;
 mod records;
 mod test_faults;
+mod watch;
 
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,10 +23,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use crewsafe_protocol::{
-    ErrorCode, BATCH_PATH, DISPATCH_SOS_PATH, HEALTH_PATH, SOS_STATUS_PATH, TEST_FAULTS_PATH,
+    ErrorCode, BATCH_PATH, DISPATCH_EVENTS_PATH, DISPATCH_SOS_PATH, HEALTH_PATH, SOS_STATUS_PATH,
+    SOS_WATCH_PATH, TEST_FAULTS_PATH,
 };
 use futures_util::StreamExt as _;
-use tokio::sync::Notify;
+use tokio::sync::{watch as signal, Notify};
 
 use crate::faults::Faults;
 use crate::storage::Storage;
@@ -34,6 +39,10 @@ pub(crate) struct AppState {
     pub(crate) storage: Arc<Storage>,
     pub(crate) faults: Arc<Faults>,
     pub(crate) test_faults: bool,
+    /// Turns true when the server stops: long-lived requests (watches, event streams) end.
+    pub(crate) closing: signal::Receiver<bool>,
+    /// Status watches waiting right now.
+    pub(crate) watches: Arc<AtomicUsize>,
 }
 
 /// Put into every request by the connection loop: notifying it drops the connection without
@@ -53,9 +62,12 @@ const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
 pub(crate) fn router(state: AppState) -> Router {
     let mut r = Router::new()
         .route(HEALTH_PATH, get(health))
+        .route(crewsafe_protocol::CONSOLE_PATH, get(console::page_handler))
         .route(BATCH_PATH, post(records::batch))
         .route(SOS_STATUS_PATH, post(records::sos_status))
+        .route(SOS_WATCH_PATH, post(watch::watch))
         .route(DISPATCH_SOS_PATH, get(dispatch::dispatch_list))
+        .route(DISPATCH_EVENTS_PATH, get(events::events))
         .route(
             &format!("{DISPATCH_SOS_PATH}/{{id}}/acknowledge"),
             post(dispatch::acknowledge),
@@ -76,6 +88,12 @@ pub(crate) fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(access_log))
         .with_state(state)
+}
+
+/// Completes when the server starts stopping.
+async fn server_closing(closing: &mut signal::Receiver<bool>) {
+    // The guard `wait_for` returns is not held: it must not live across an await.
+    let _ = closing.wait_for(|c| *c).await.map(|_| ());
 }
 
 /// Runs a storage operation on the blocking pool. It runs to completion even if the request

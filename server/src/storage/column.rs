@@ -1,5 +1,7 @@
 //! How values that have no SQL type of their own sit in columns: times as RFC 3339 text in
-//! UTC (microseconds, `Z`), hashes as SHA-256 blobs. Vocabulary words (kind, lane, dispatch
+//! UTC (microseconds, `Z`), hashes as SHA-256 blobs. The one exception is `alarm_events.at_ms`,
+//! Unix milliseconds, a time only compared in SQL and never shown (RFC 3339 text of varying
+//! precision does not sort). Vocabulary words (kind, lane, dispatch
 //! status) need nothing here: the protocol enums bind and read themselves.
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -27,6 +29,19 @@ pub(crate) fn parse_time(s: &str) -> Result<DateTime<Utc>> {
 /// An optional time read back from its column.
 pub(crate) fn parse_opt_time(s: Option<String>) -> Result<Option<DateTime<Utc>>> {
     s.as_deref().map(parse_time).transpose()
+}
+
+/// A time as Unix milliseconds (`alarm_events.at_ms`).
+pub(crate) fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// `t` plus a standard duration (saturating at the end of time chrono knows).
+pub(crate) fn after(t: DateTime<Utc>, d: std::time::Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// SHA-256 of `bytes`, as the hash columns hold it.

@@ -1,30 +1,54 @@
 //! Batch intake: each record of a batch is stored exactly once, in one transaction committed
 //! before the answer. `(device, id)` is the permanent dedupe key: a record sent again with the
 //! same canonical content is a `duplicate` answered with the first receive time, with other
-//! content a `conflict`. Accepting an SOS also starts its dispatch status at `delivered`.
+//! content a `conflict`, and neither changes anything else. A follow-up's parent must be a
+//! stored record of the kind its kind names ([`Kind::parent_kind`]) of the same device.
+//!
+//! What an accepted record starts: an SOS its dispatch status (`delivered`) and an alarm
+//! event; an SOS follow-up an event of its alarm; a check-in record its timing
+//! (`check_ins.rs`). The events are returned for the hub, published after the commit.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use crewsafe_protocol::{DispatchStatus, ItemResult, ItemStatus, Kind, WireRecord};
+use crewsafe_protocol::{
+    CheckInExtendContent, CheckInStartContent, DispatchStatus, ItemResult, ItemStatus, Kind,
+    WireRecord,
+};
 use rusqlite::{params, Connection, OptionalExtension as _, TransactionBehavior};
 
+use super::check_ins;
 use super::column::{fmt_time, now, parse_time, sha256};
+use super::events;
 use crate::canonical::canonical_record;
-use crate::error::Result;
+use crate::error::{Result, ServerError};
+use crate::hub::AlarmEvent;
 use crate::validate::validate;
+
+/// What a committed batch did.
+pub(crate) struct Intake {
+    /// One result per processed record, in order.
+    pub(crate) results: Vec<ItemResult>,
+    /// The alarm events it logged, in order.
+    pub(crate) events: Vec<AlarmEvent>,
+    /// Whether it started, extended or closed a check-in or raised an alarm (the timer's
+    /// next deadline may have moved).
+    pub(crate) timing_changed: bool,
+}
 
 /// Reason given for records poisoned by the test fault `reject_id`.
 pub const POISON_REASON: &str = "poison record (test fault)";
 
 /// Processes `records` in order inside one transaction that is committed before this
-/// returns. Returns one result per record.
+/// returns. A check-in minute lasts `minute`.
 pub(crate) fn process_batch(
     conn: &mut Connection,
     device_id: &str,
     records: &[WireRecord],
     reject_ids: &HashSet<String>,
-) -> Result<Vec<ItemResult>> {
+    minute: Duration,
+) -> Result<Intake> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let received_at = now();
     let received_str = fmt_time(received_at);
@@ -33,6 +57,8 @@ pub(crate) fn process_batch(
             r.get(0)
         })?;
     let mut results = Vec::with_capacity(records.len());
+    let mut events = Vec::new();
+    let mut timing_changed = false;
     for sent in records {
         // Ids are stored and compared in their canonical (lower-case) form; answers carry the
         // id as the client sent it.
@@ -70,19 +96,27 @@ pub(crate) fn process_batch(
             results.push(refused(&sent.id, ItemStatus::Rejected, reason));
             continue;
         }
-        if let Some(parent) = &rec.parent_id {
-            let parent_kind: Option<Kind> = tx
-                .prepare_cached("SELECT kind FROM records WHERE device_id = ?1 AND record_id = ?2")?
-                .query_row(params![device_id, parent], |r| r.get(0))
+        let mut parent_seq = None;
+        if let (Some(parent), Some(want)) = (&rec.parent_id, rec.kind.parent_kind()) {
+            let parent: Option<(Kind, i64)> = tx
+                .prepare_cached(
+                    "SELECT kind, seq FROM records WHERE device_id = ?1 AND record_id = ?2",
+                )?
+                .query_row(params![device_id, parent], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
-            if parent_kind != Some(Kind::Sos) {
-                results.push(refused(
-                    &sent.id,
-                    ItemStatus::Rejected,
-                    "parent_id: must name an sos of this device that is already stored \
-                     (send the sos first, or earlier in the same batch)",
-                ));
-                continue;
+            match parent {
+                Some((kind, seq)) if kind == want => parent_seq = Some(seq),
+                _ => {
+                    results.push(refused(
+                        &sent.id,
+                        ItemStatus::Rejected,
+                        format!(
+                            "parent_id: must name an {want} of this device that is already \
+                             stored (send the {want} first, or earlier in the same batch)"
+                        ),
+                    ));
+                    continue;
+                }
             }
         }
         let seq = next_seq;
@@ -104,17 +138,55 @@ pub(crate) fn process_batch(
             hash,
             canonical,
         ])?;
-        if rec.kind == Kind::Sos {
-            tx.prepare_cached(
-                "INSERT INTO sos_status (seq, status, delivered_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?3)",
-            )?
-            .execute(params![seq, DispatchStatus::Delivered, received_str])?;
+        let parent = || parent_seq.ok_or_else(|| ServerError::Corrupt("no parent".into()));
+        match rec.kind {
+            Kind::Sos => {
+                tx.prepare_cached(
+                    "INSERT INTO sos_status (seq, status, delivered_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?3)",
+                )?
+                .execute(params![seq, DispatchStatus::Delivered, received_str])?;
+                events.push(events::log(&tx, seq, device_id, received_at)?);
+                timing_changed = true;
+            }
+            Kind::SosLocation | Kind::SosCancel => {
+                events.push(events::log(&tx, parent()?, device_id, received_at)?);
+            }
+            Kind::CheckInStart => {
+                let c = content::<CheckInStartContent>(rec)?;
+                check_ins::started(&tx, seq, received_at, c.due_in_minutes, minute)?;
+                timing_changed = true;
+            }
+            Kind::CheckInExtend => {
+                let c = content::<CheckInExtendContent>(rec)?;
+                check_ins::extended(&tx, parent()?, c.extend_by_minutes, minute)?;
+                timing_changed = true;
+            }
+            Kind::CheckInDone => {
+                events.extend(check_ins::done(
+                    &tx,
+                    parent()?,
+                    device_id,
+                    seq,
+                    received_at,
+                )?);
+                timing_changed = true;
+            }
+            Kind::IncidentReport => {}
         }
         results.push(item(&sent.id, ItemStatus::Accepted, Some(received_at)));
     }
     tx.commit()?;
-    Ok(results)
+    Ok(Intake {
+        results,
+        events,
+        timing_changed,
+    })
+}
+
+/// The content of a validated record, as its kind's type.
+fn content<'a, C: serde::Deserialize<'a>>(rec: &'a WireRecord) -> Result<C> {
+    C::deserialize(&rec.content).map_err(|_| ServerError::Corrupt("validated content".into()))
 }
 
 /// `record` with its id and parent id in lower case (a UUID's canonical form), copied only

@@ -2,16 +2,17 @@
 //! dispatcher moves, usable while the server runs (each has its own SQLite connection).
 
 use std::path::Path;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use crewsafe_protocol::{DispatchSos, DispatchStatus, Kind, Lane, WireRecord};
 use rusqlite::Connection;
 
 use super::column::parse_time;
-use super::dispatch::{
-    advance_sos, dispatch_list, dispatch_sos, first_sos_device, Advance, Lookup,
-};
+use super::dispatch::{advance_sos, dispatch_list, first_alarm, Advance, Lookup, Move};
 use super::schema::open_connection;
+use super::view::alarm_view;
+use crate::config::DEFAULT_ESCALATE_AFTER;
 use crate::error::{Result, ServerError};
 
 /// One stored record, as [`ServerStore::records`] returns it.
@@ -40,8 +41,14 @@ pub type StoredSosState = DispatchSos;
 
 /// Read access to a server database (and the dispatcher moves, for demos), usable while the
 /// server runs. Each `ServerStore` has its own SQLite connection.
+///
+/// Its dispatcher moves are stored and logged like any, but a running server's status watches
+/// and event streams learn of them only when something else wakes them: use
+/// [`crate::RunningServer::acknowledge`] and [`crate::RunningServer::resolve`] to have them
+/// pushed at once.
 pub struct ServerStore {
     conn: Connection,
+    escalate_after: Duration,
 }
 
 impl std::fmt::Debug for ServerStore {
@@ -100,7 +107,15 @@ impl ServerStore {
     pub fn open(db_path: impl AsRef<Path>) -> Result<Self> {
         Ok(Self {
             conn: open_connection(db_path.as_ref())?,
+            escalate_after: DEFAULT_ESCALATE_AFTER,
         })
+    }
+
+    /// Computes `escalates_at` in the views with this escalation time (the server's
+    /// [`crate::ServerConfig::escalate_after`]; the default otherwise).
+    pub fn with_escalate_after(mut self, after: Duration) -> Self {
+        self.escalate_after = after;
+        self
     }
 
     fn query_records(
@@ -155,27 +170,33 @@ impl ServerStore {
         Ok(usize::try_from(n).unwrap_or(0))
     }
 
-    /// Dispatch status of SOS `id` (the first received, should two devices share the id).
+    /// Dispatch status of alarm `id` (an SOS, or the start of a missed check-in; the first
+    /// received, should two devices share the id).
     pub fn sos_status(&self, id: &str) -> Result<Option<DispatchStatus>> {
         Ok(self.sos_state(id)?.map(|s| s.status))
     }
 
-    /// The full dispatcher view of SOS `id` (the first received, should two devices share the
-    /// id).
+    /// The full dispatcher view of alarm `id` (the first received, should two devices share
+    /// the id).
     pub fn sos_state(&self, id: &str) -> Result<Option<StoredSosState>> {
-        match first_sos_device(&self.conn, id)? {
-            Some(d) => dispatch_sos(&self.conn, &d, id),
+        match first_alarm(&self.conn, id)? {
+            Some(seq) => alarm_view(&self.conn, seq, self.escalate_after),
             None => Ok(None),
         }
     }
 
-    /// Every SOS alarm as dispatchers see it, in receive order.
+    /// Every alarm as dispatchers see it, in receive order.
     pub fn dispatch_list(&self) -> Result<Vec<DispatchSos>> {
-        dispatch_list(&self.conn, None)
+        dispatch_list(&self.conn, None, None, self.escalate_after)
     }
 
     fn advance(&self, id: &str, dispatcher: &str, action: Advance) -> Result<Option<DispatchSos>> {
-        match advance_sos(&self.conn, id, None, action, dispatcher)? {
+        let mv = Move {
+            action,
+            dispatcher,
+            message: None,
+        };
+        match advance_sos(&self.conn, id, None, &mv, self.escalate_after)?.0 {
             Lookup::Found(s) => Ok(Some(s)),
             Lookup::NotFound => Ok(None),
             Lookup::Ambiguous => Err(ServerError::InvalidInput(

@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../sql/migrations/001_initial.sql"),
     include_str!("../../sql/migrations/002_drop_records_by_id.sql"),
     include_str!("../../sql/migrations/003_sos_status_by_seq.sql"),
+    include_str!("../../sql/migrations/004_sos_loop.sql"),
 ];
 
 /// The schema version this build writes.
@@ -83,7 +84,9 @@ mod tests {
     use rusqlite::{params, OptionalExtension as _};
 
     use super::*;
-    use crate::storage::dispatch::{dispatch_sos, find_sos_device, sos_statuses, Lookup};
+    use crate::config::DEFAULT_ESCALATE_AFTER;
+    use crate::storage::dispatch::{find_alarm, sos_statuses, Lookup};
+    use crate::storage::view::alarm_view;
 
     #[test]
     fn a_fresh_database_runs_every_migration() {
@@ -165,6 +168,9 @@ mod tests {
             );
             assert_eq!(q("SELECT count(*) FROM records"), 3);
             assert_eq!(q("SELECT count(*) FROM sos_status"), 2);
+            // Every alarm stored before version 4 has one event, in receive order.
+            assert_eq!(q("SELECT count(*) FROM alarm_events"), 2);
+            assert_eq!(q("SELECT min(at_ms) FROM alarm_events"), 1_795_600_800_000);
             assert!(c
                 .query_row("PRAGMA foreign_key_check", [], |_| Ok(()))
                 .optional()
@@ -177,19 +183,19 @@ mod tests {
             };
             assert_eq!(status("dev-a"), DispatchStatus::Acknowledged);
             assert_eq!(status("dev-b"), DispatchStatus::Delivered);
-            let view = dispatch_sos(&c, "dev-a", "sos-1");
+            let view = alarm_view(&c, 1, DEFAULT_ESCALATE_AFTER);
             // The stored content of this hand-written row is `{}`: not an SOS the view reads.
             assert!(matches!(view, Err(ServerError::Corrupt(_))), "{view:?}");
             assert!(matches!(
-                find_sos_device(&c, "sos-1", None).unwrap(),
+                find_alarm(&c, "sos-1", None).unwrap(),
                 Lookup::Ambiguous
             ));
             assert!(matches!(
-                find_sos_device(&c, "sos-1", Some("dev-b")).unwrap(),
-                Lookup::Found(d) if d == "dev-b"
+                find_alarm(&c, "sos-1", Some("dev-b")).unwrap(),
+                Lookup::Found((2, d)) if d == "dev-b"
             ));
             assert!(matches!(
-                find_sos_device(&c, "rep-1", Some("dev-a")).unwrap(),
+                find_alarm(&c, "rep-1", Some("dev-a")).unwrap(),
                 Lookup::NotFound
             ));
             drop(c);

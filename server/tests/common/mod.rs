@@ -203,3 +203,5 @@ pub fn report() -> Value {
         }
     })
 }
+
+pub mod alarms;
