@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every CrewSafe check on a fresh machine: installs what is missing (apt libjna-java and
 # debootstrap, npm kotlin-compiler into ~/.cache/crewsafe, the cached Swift chroot,
-# cargo-fuzz), then fmt, clippy, the Rust tests, a fuzz smoke run, the benchmarks and demo as
-# smoke runs, binding generation, the Kotlin and Swift suites and the sample apps' logic
-# against the built library and a reference server.
+# cargo-fuzz, apt chromium, chromium-driver and python3-selenium for the console test), then
+# fmt, clippy, the Rust tests, a fuzz smoke run, the benchmarks and demo as smoke runs,
+# binding generation, the Kotlin and Swift suites and the sample apps' logic against the
+# built library and a reference server.
 #
 #   scripts/test-all.sh
 #
@@ -18,6 +19,17 @@ step() { echo; echo "=== [$(( $(date +%s) - start ))s] $*"; }
 step "tools: Kotlin compiler, JNA, Swift chroot"
 bash bindings/kotlin/tools.sh >/dev/null
 bash bindings/swift/chroot.sh ensure >/dev/null
+
+step "tools: Chromium, chromium-driver, python3-selenium (the console browser test)"
+# Debian's packages; the test (tests/console_browser.rs) fails instead of skipping without them.
+browser_pkgs=(chromium chromium-driver python3-selenium fonts-dejavu-core)
+if ! dpkg -s "${browser_pkgs[@]}" >/dev/null 2>&1; then
+  as_root=(); [ "$(id -u)" = 0 ] || as_root=(sudo)
+  apt=(env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -y -q)
+  "${as_root[@]}" "${apt[@]}" update >/dev/null
+  "${as_root[@]}" "${apt[@]}" install --no-install-recommends "${browser_pkgs[@]}" >/dev/null
+fi
+export CREWSAFE_REQUIRE_BROWSER=1
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -34,10 +46,11 @@ cargo test --release --workspace --features "$FEATURES"
 step "fuzz smoke run (every target a few seconds; long runs: fuzz/smoke.sh --long)"
 bash fuzz/smoke.sh
 
-step "benchmarks (quick smoke runs; full figures: cargo bench --bench store / sync / history)"
+step "benchmarks (quick smoke runs; full figures: cargo bench --bench store / sync / history / sos_loop)"
 CREWSAFE_BENCH_QUICK=1 cargo bench --features "$FEATURES" --bench store
 CREWSAFE_BENCH_QUICK=1 cargo bench --features "$FEATURES" --bench sync
 CREWSAFE_BENCH_QUICK=1 cargo bench --features "$FEATURES" --bench history
+CREWSAFE_BENCH_QUICK=1 cargo bench --features "$FEATURES" --bench sos_loop
 
 step "demo (smoke run)"
 cargo run --release --features "$FEATURES" --example demo >/dev/null
