@@ -8,7 +8,7 @@
 //!
 //! Run: `cargo run --release --example demo`; add `-- --serve` to keep the server running
 //! afterwards with the dispatcher console open to a browser (the URL and a dispatcher token
-//! are printed).
+//! are printed), and `--listen 0.0.0.0:8080` to let sample apps on the network reach it.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -110,10 +110,22 @@ fn start_server(db: &std::path::Path, addr: &str) -> Res<RunningServer> {
 
 /// Keeps the server running for a tester: prints the console URL and a dispatcher token, then
 /// raises a new SOS every time Enter is pressed, until end of input.
-fn serve_on(server: &RunningServer, dispatcher: &str, store: &CrewStore, sos: &Sos) -> Res<()> {
+fn serve_on(
+    server: &RunningServer,
+    db: &std::path::Path,
+    dispatcher: &str,
+    store: &CrewStore,
+    sos: &Sos,
+) -> Res<()> {
     println!("\n== Serving: open the dispatcher console ==");
     println!("console:          {}/console", server.url());
     println!("dispatcher token: {dispatcher}");
+    println!(
+        "a sample app's phone: cargo run --release -p crewsafe-server -- enroll-device --db {} \
+         --device-id <id> (prints its token; start the demo with --listen 0.0.0.0:8080 to be \
+         reachable)",
+        db.display()
+    );
     println!(
         "The alarm {} is in the console; press Enter to raise another SOS from the demo \
          phone, Ctrl-D or Ctrl-C to stop.",
@@ -139,7 +151,14 @@ fn main() -> Res<()> {
     };
     let token = crewsafe_server::enroll_device(&server_db, &crew.device_id)?;
     let dispatcher = crewsafe_server::enroll_dispatcher(&server_db, "astana-dispatch-1")?;
-    let server = start_server(&server_db, "127.0.0.1:0")?;
+    // `--listen 0.0.0.0:8080` (with `--serve`) lets phones on the network reach it.
+    let args: Vec<String> = std::env::args().collect();
+    let listen = args
+        .iter()
+        .position(|a| a == "--listen")
+        .and_then(|i| args.get(i + 1))
+        .map_or("127.0.0.1:0", String::as_str);
+    let server = start_server(&server_db, listen)?;
     let addr = server.addr().to_string();
     println!(
         "National server (reference) at {} — device enrolled, dispatcher enrolled",
@@ -283,7 +302,7 @@ fn main() -> Res<()> {
     );
 
     if std::env::args().any(|a| a == "--serve") {
-        serve_on(&server, &dispatcher, &store, &sos)?;
+        serve_on(&server, &server_db, &dispatcher, &store, &sos)?;
     }
 
     store.shutdown();

@@ -53,7 +53,8 @@ CREWSAFE_BENCH_QUICK=1 cargo bench --features "$FEATURES" --bench history
 CREWSAFE_BENCH_QUICK=1 cargo bench --features "$FEATURES" --bench sos_loop
 
 step "demo (smoke run)"
-cargo run --release --features "$FEATURES" --example demo >/dev/null
+# --serve reads one Enter (raises one more SOS), then end of input stops it.
+printf '\n' | cargo run --release --features "$FEATURES" --example demo -- --serve >/dev/null
 
 step "generate bindings"
 bash bindings/generate.sh --test-hooks
