@@ -7,6 +7,7 @@
 //! the kind of failure. SQLite messages are passed through as the `Storage` reason; SQLite
 //! never echoes bound parameter values, so they cannot contain sealed plaintext either.
 
+use crate::crypto::chunked::FileCryptoError;
 use crate::crypto::CryptoError;
 
 /// The error every exported function returns. Each variant says what the app should do.
@@ -253,6 +254,9 @@ pub enum StoreError {
     /// The file is damaged in a way found before SQLite reads it (an empty file, say).
     #[error("{0}")]
     Damaged(&'static str),
+    /// An attachment file could not be written or read back.
+    #[error(transparent)]
+    File(#[from] FileCryptoError),
 }
 
 /// Result alias for the internal layers.
@@ -325,6 +329,15 @@ impl From<StoreError> for CrewSafeError {
                 CrewSafeError::SchemaTooNew { found, supported }
             }
             StoreError::Closed => CrewSafeError::closed(),
+            StoreError::File(FileCryptoError::Unauthentic) => CrewSafeError::Corrupted {
+                reason: "an attachment file is damaged, cut short or replaced".into(),
+            },
+            StoreError::File(FileCryptoError::Io(e)) => CrewSafeError::Storage {
+                reason: e.kind().to_string(),
+            },
+            StoreError::File(FileCryptoError::Key(e)) => CrewSafeError::Corrupted {
+                reason: e.to_string(),
+            },
         }
     }
 }

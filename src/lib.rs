@@ -22,7 +22,9 @@ pub use model::*;
 pub use observer::{
     HostError, RecordListener, Subscription, SyncListener, SyncPhase, SyncProgress, TokenProvider,
 };
-pub use store::{generate_data_key, CrewStore, DESTROY_CONFIRMATION};
+pub use store::{
+    generate_data_key, AttachmentReader, CrewStore, DESTROY_CONFIRMATION, MAX_ATTACHMENT_READ,
+};
 pub use sync::{
     SyncConfig, SyncOutcome, SyncReport, MAX_BACKOFF_MS, MAX_CONNECT_TIMEOUT_MS,
     MAX_REQUEST_TIMEOUT_MS, MAX_RETENTION_DAYS,

@@ -384,6 +384,7 @@ fn rows_left_sending_by_an_older_version_are_queued_again_on_upgrade() {
              ALTER TABLE lanes DROP COLUMN floor;
              ALTER TABLE lanes DROP COLUMN pending;
              ALTER TABLE lanes DROP COLUMN pending_as_of;
+             DROP TABLE attachments;
              PRAGMA user_version = 3;",
         )
         .unwrap();

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 mod vocab;
 
 pub use vocab::{
-    AlarmKind, CancelReason, DispatchStatus, IncidentKind, ItemStatus, Kind, Lane,
+    AlarmKind, AttachmentKind, CancelReason, DispatchStatus, IncidentKind, ItemStatus, Kind, Lane,
     LocationProvider, Severity, StaffRole, UnknownWord, Vocabulary,
 };
 
@@ -192,6 +192,14 @@ pub enum ErrorCode {
     Ambiguous,
     /// A status injected by the reference server's test mode.
     TestFault,
+    /// 429: this device sent too many requests; retry after `Retry-After` seconds.
+    RateLimited,
+    /// 408: the request (headers or body) arrived too slowly.
+    Timeout,
+    /// 503: the server cannot serve now (e.g. its database does not answer); retry later.
+    Unavailable,
+    /// 431: the request's headers are larger than the server accepts.
+    HeadersTooLarge,
     /// A code this build does not know (a newer server, or something in front of it).
     #[serde(other)]
     Unknown,
@@ -210,6 +218,10 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Ambiguous => "ambiguous",
             ErrorCode::TestFault => "test_fault",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::HeadersTooLarge => "headers_too_large",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -362,6 +374,28 @@ pub struct ReportContent {
     pub created_at: DateTime<Utc>,
     /// When it was finalized.
     pub finalized_at: DateTime<Utc>,
+    /// The files captured with it (photos, recordings): the report commits to exactly these
+    /// bytes by their SHA-256. The files themselves travel separately.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentRef>,
+}
+
+/// A file a report commits to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachmentRef {
+    /// Client-generated UUID of the attachment.
+    pub id: String,
+    /// What it holds.
+    pub kind: AttachmentKind,
+    /// Its MIME type, e.g. `image/jpeg`.
+    pub mime_type: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The SHA-256 of its bytes, 64 lower-case hex digits.
+    pub sha256: String,
+    /// When it was captured (device clock).
+    pub captured_at: DateTime<Utc>,
 }
 
 /// Content of a `check_in_start` record: "expect a check-in from this crew within

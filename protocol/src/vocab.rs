@@ -210,6 +210,20 @@ wire_enum! {
     }
 }
 
+wire_enum! {
+    /// What an attachment of a report holds.
+    pub enum AttachmentKind {
+        /// A still image.
+        Photo = "photo",
+        /// A sound recording.
+        Audio = "audio",
+        /// A video recording.
+        Video = "video",
+        /// Any other file.
+        Other = "other",
+    }
+}
+
 impl Default for AlarmKind {
     /// Alarms stored before check-ins existed were all SOS alarms.
     fn default() -> Self {
@@ -321,6 +335,7 @@ mod tests {
         round_trips::<ItemStatus>();
         round_trips::<DispatchStatus>();
         round_trips::<AlarmKind>();
+        round_trips::<AttachmentKind>();
         round_trips::<LocationProvider>();
         round_trips::<CancelReason>();
         round_trips::<StaffRole>();

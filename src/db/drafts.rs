@@ -172,16 +172,27 @@ impl Db {
     pub fn delete_draft(&mut self, id: &str) -> Result<()> {
         let canonical = check_id("draft_id", id)?;
         let id = canonical.as_str();
-        let n = self.write(Durability::Normal, |tx, _| {
-            Ok(tx
+        let (n, files) = self.write(Durability::Normal, |tx, _| {
+            let n = tx
                 .prepare_cached("DELETE FROM drafts WHERE id = ?1")?
-                .execute([id])?)
+                .execute([id])?;
+            let files = if n == 1 {
+                Db::drop_attachments_of(tx, id)?
+            } else {
+                Vec::new()
+            };
+            Ok((n, files))
         })?;
         if n == 0 {
             return Err(StoreError::NotFound {
                 what: "draft",
                 id: id.into(),
             });
+        }
+        // Committed: the keys are gone, the files are unreadable; delete them too.
+        let media = self.media();
+        for f in &files {
+            media.remove(f);
         }
         Ok(())
     }
@@ -200,6 +211,7 @@ impl Db {
             fields: draft.fields,
             created_at: draft.created_at,
             finalized_at: at,
+            attachments: self.report_attachments(id)?,
         };
         let sealed = self.seal_json(Slot::new("records", "payload", id), &payload)?;
         self.write(Durability::Full, |tx, _| {
@@ -209,10 +221,15 @@ impl Db {
             if n != 1 {
                 return Err(StoreError::Conflict(expected_revision));
             }
-            insert_record(tx, id, RecordKind::IncidentReport, None, &sealed).map(drop)
+            insert_record(tx, id, RecordKind::IncidentReport, None, &sealed)?;
+            // The report commits to exactly these files: they now wait for upload.
+            tx.prepare_cached("UPDATE attachments SET state = 'queued' WHERE owner_id = ?1")?
+                .execute([id])?;
+            Ok(())
         })?;
         self.queued_one(RecordKind::IncidentReport);
-        Ok(report_from(id, payload, SyncState::Queued))
+        let attachments = self.list_attachments(id)?;
+        Ok(report_from(id, payload, SyncState::Queued, attachments))
     }
 }
 

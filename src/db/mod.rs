@@ -23,11 +23,13 @@
 //! overwritten; `temp_store=MEMORY` so sorts never spill plaintext-free but still private
 //! pages to temp files; foreign keys on.
 
+pub mod attachments;
 pub mod check_in_payloads;
 pub mod check_ins;
 mod columns;
 mod dispatch;
 mod drafts;
+pub mod media;
 pub mod outbox;
 pub mod records;
 pub mod schema;
@@ -35,6 +37,7 @@ pub mod schema;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use serde::{de::DeserializeOwned, Serialize};
 use zeroize::Zeroizing;
@@ -67,6 +70,8 @@ pub struct Db {
     changes: u64,
     /// The outbox's state kept in memory.
     outbox: outbox::OutboxState,
+    /// Size limits for new attachments.
+    attachment_limits: crate::model::AttachmentLimits,
 }
 
 impl Db {
@@ -102,6 +107,7 @@ impl Db {
             }
         }
         db.load_floors()?;
+        db.clean_media()?;
         log::debug!("store opened (schema v{})", schema::VERSION);
         Ok(db)
     }
@@ -115,6 +121,13 @@ impl Db {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         // Room for every statement the store runs, so none is parsed twice.
         conn.set_prepared_statement_cache_capacity(64);
+        // Plans that never depend on the values bound (the query planner stability
+        // guarantee). Without it SQLite marks a statement with an `x = ?` term and an
+        // `ORDER BY` to be re-planned when `?` is rebound, and the statement cache clears the
+        // bindings of every statement handed back to it: such a statement was compiled anew at
+        // each use (half the time of `get_sos`, whose follow-up query is one). The store has
+        // no statistics tables and no `LIKE ?`, so the plans are the same ones.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         // Connection settings only: none of these writes to the file.
         conn.pragma_update(None, "secure_delete", "ON")?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
@@ -127,6 +140,7 @@ impl Db {
             durability: Durability::Full,
             changes: 0,
             outbox: outbox::OutboxState::default(),
+            attachment_limits: crate::model::AttachmentLimits::default(),
         })
     }
 
@@ -250,6 +264,25 @@ impl Db {
             )?;
             reseal_column(tx, old, &new_key, "drafts", "id", "header", "drafts")?;
             reseal_column(tx, old, &new_key, "drafts", "id", "body", "drafts")?;
+            // Attachment files keep their own keys: only the sealed keys change.
+            reseal_column(
+                tx,
+                old,
+                &new_key,
+                "attachments",
+                "id",
+                "meta",
+                "attachments",
+            )?;
+            reseal_column(
+                tx,
+                old,
+                &new_key,
+                "attachments",
+                "id",
+                "file_key",
+                "attachments",
+            )?;
             Ok(())
         })?;
         self.key = new_key;
@@ -269,9 +302,11 @@ impl Db {
     /// Closes the connection and deletes the database and its companion files.
     pub fn destroy(self) -> Result<()> {
         let path = self.path.clone();
+        let media = self.media();
         // Even if closing fails, the handle is dropped here; then remove the files.
         let _ = self.conn.close();
         remove_with_companions(&path)?;
+        media.remove_all()?;
         Ok(())
     }
 

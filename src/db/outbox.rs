@@ -646,12 +646,14 @@ impl Db {
     /// Drops the sealed content of records delivered before `before_ms`; ids, kinds and
     /// states stay. Returns how many were purged.
     pub fn purge_delivered(&mut self, before_ms: i64) -> Result<u64> {
-        self.write(Durability::Normal, |tx, _| {
+        let purged = self.write(Durability::Normal, |tx, _| {
             Ok(tx.execute(
                 "UPDATE records SET payload = NULL WHERE state = 'delivered' \
                  AND delivered_at < ?1 AND payload IS NOT NULL",
                 [before_ms],
             )? as u64)
-        })
+        })?;
+        self.erase_purged_attachments()?;
+        Ok(purged)
     }
 }

@@ -8,14 +8,15 @@ use crewsafe_protocol as proto;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
+use super::attachments::ReportAttachment;
 use super::check_in_payloads::{CheckInDonePayload, CheckInExtendPayload, CheckInStartPayload};
 use super::{check_id, new_id, now, Db, Durability};
 use crate::crypto::Slot;
 use crate::error::{Result, StoreError};
 use crate::model::{
-    validate_note, CancelReason, CrewIdentity, DispatchStatus, IncidentFields, IncidentReport,
-    Lane, LocationFix, PendingCounts, QueueEntry, RecordKind, RecordOrder, RecordPage,
-    RecordPageRequest, Sos, SosCancellation, SosLocationUpdate, SosState, SyncState,
+    validate_note, Attachment, CancelReason, CrewIdentity, DispatchStatus, IncidentFields,
+    IncidentReport, Lane, LocationFix, PendingCounts, QueueEntry, RecordKind, RecordOrder,
+    RecordPage, RecordPageRequest, Sos, SosCancellation, SosLocationUpdate, SosState, SyncState,
     MAX_PAGE_ENTRIES,
 };
 
@@ -63,6 +64,9 @@ pub struct ReportPayload {
     pub created_at: SystemTime,
     /// When it was finalized.
     pub finalized_at: SystemTime,
+    /// The files it commits to.
+    #[serde(default)]
+    pub attachments: Vec<ReportAttachment>,
 }
 
 /// The table name in the slot a server's rejection reason is sealed for. Slot names are part
@@ -296,10 +300,22 @@ impl Db {
             what: "sos",
             id: sos_id.into(),
         };
-        let row = self.row(sos_id)?.ok_or_else(not_found)?;
+        // The SOS and its follow-ups in one statement: one read transaction (one snapshot),
+        // where two statements cost two (their locking is most of a read's time).
+        let mut rows = self.rows(
+            &format!("WHERE r.id = ?1 UNION ALL {ROW_SELECT} WHERE r.parent_id = ?1"),
+            &sos_id,
+        )?;
+        let at = rows
+            .iter()
+            .position(|r| r.id == sos_id)
+            .ok_or_else(not_found)?;
+        let row = rows.swap_remove(at);
         if row.kind != RecordKind::Sos {
             return Err(not_found());
         }
+        // Follow-ups in upload order.
+        rows.sort_unstable_by_key(|r| r.seq);
         let p: SosPayload = self.open_payload(&row)?;
         let mut sos = Sos {
             id: row.id.clone(),
@@ -314,7 +330,7 @@ impl Db {
             location_updates: vec![],
             cancellation: None,
         };
-        for child in self.rows("WHERE r.parent_id = ?1 ORDER BY r.seq", &sos_id)? {
+        for child in rows {
             match child.kind {
                 RecordKind::SosLocation => {
                     let p: LocationPayload = self.open_payload(&child)?;
@@ -356,7 +372,7 @@ impl Db {
                 id: id.into(),
             })?;
         let p: ReportPayload = self.open_payload(&row)?;
-        Ok(report_from(id, p, row.state))
+        Ok(report_from(id, p, row.state, self.list_attachments(id)?))
     }
 
     /// The queue view's line for a record (its time is decrypted).
@@ -539,7 +555,12 @@ impl Db {
     }
 }
 
-pub(crate) fn report_from(id: &str, p: ReportPayload, state: SyncState) -> IncidentReport {
+pub(crate) fn report_from(
+    id: &str,
+    p: ReportPayload,
+    state: SyncState,
+    attachments: Vec<Attachment>,
+) -> IncidentReport {
     IncidentReport {
         id: id.into(),
         crew: p.crew,
@@ -547,6 +568,7 @@ pub(crate) fn report_from(id: &str, p: ReportPayload, state: SyncState) -> Incid
         created_at: p.created_at,
         finalized_at: p.finalized_at,
         sync_state: state,
+        attachments,
     }
 }
 

@@ -15,6 +15,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../../sql/migrations/003_one_row_per_record.sql"),
     include_str!("../../sql/migrations/004_lane_floors.sql"),
     include_str!("../../sql/migrations/005_check_ins_and_dispatch_answers.sql"),
+    include_str!("../../sql/migrations/006_attachments.sql"),
 ];
 
 /// The schema version this build writes.

@@ -12,9 +12,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StoreError};
 
+mod attachment;
 mod check_in;
 mod dispatch;
 
+pub use attachment::{Attachment, AttachmentKind, AttachmentLimits, AttachmentMeta};
 pub use check_in::{CheckIn, CheckInExtension, CheckInState};
 pub use dispatch::DispatchAnswer;
 
@@ -55,6 +57,15 @@ same_words!(
     }
 );
 same_words!(Lane, Lane { Sos, Report });
+same_words!(
+    AttachmentKind,
+    AttachmentKind {
+        Photo,
+        Audio,
+        Video,
+        Other
+    }
+);
 
 impl RecordKind {
     /// The lane this kind travels in (the protocol's rule).
@@ -478,6 +489,8 @@ pub struct IncidentReport {
     pub finalized_at: SystemTime,
     /// Delivery state.
     pub sync_state: SyncState,
+    /// The files captured with it, in the order they were added.
+    pub attachments: Vec<Attachment>,
 }
 
 /// The order of a page of records.

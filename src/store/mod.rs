@@ -20,7 +20,10 @@ use crate::observer::{RecordListener, Subscription, SyncListener, TokenProvider}
 use crate::sync::worker::spawn;
 use crate::sync::{self, watch, Shared, SyncConfig, SyncReport, SyncSetup};
 
+mod attachments;
 mod check_ins;
+
+pub use attachments::{AttachmentReader, MAX_ATTACHMENT_READ};
 
 /// The phrase `destroy` requires, so that it is never called by accident.
 pub const DESTROY_CONFIRMATION: &str = "DESTROY";

@@ -70,6 +70,18 @@ fn report(p: ReportPayload) -> Result<proto::ReportContent> {
         narrative: f.narrative.ok_or_else(|| missing("narrative"))?,
         created_at: time(p.created_at),
         finalized_at: time(p.finalized_at),
+        attachments: p
+            .attachments
+            .into_iter()
+            .map(|a| proto::AttachmentRef {
+                id: a.id,
+                kind: a.meta.kind.into(),
+                mime_type: a.meta.mime_type,
+                size: a.meta.size,
+                sha256: a.meta.sha256,
+                captured_at: time(a.meta.captured_at),
+            })
+            .collect(),
     })
 }
 

@@ -9,6 +9,8 @@
 //! zeroizing buffer; ring's expanded key schedule lives inside `LessSafeKey`, which ring does
 //! not expose for wiping: it is dropped together with the store.
 
+pub mod chunked;
+
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;

@@ -1,0 +1,186 @@
+//! Attachment files beside the database: `<database>.media/<id>.csa`, each a chunked AEAD
+//! file ([`crate::crypto::chunked`]). A file is written as `<id>.partial`, fsynced, then renamed
+//! into place (and the folder fsynced), and only then does its row get committed: a crash
+//! leaves at most a partial or an unreferenced file, which the next open deletes. None of this
+//! holds the database lock: a large video streams in while SOS alarms are still saved at once.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, ErrorKind, Read};
+use std::path::{Path, PathBuf};
+
+use ring::digest::{Context, SHA256};
+
+use crate::crypto::chunked::{FileKey, OpeningReader, SealingWriter, CHUNK_LEN};
+use crate::error::{Result, StoreError};
+
+const SEALED: &str = "csa";
+const PARTIAL: &str = "partial";
+
+/// What streaming a file in produced.
+pub struct Captured {
+    /// Plaintext size in bytes.
+    pub size: u64,
+    /// SHA-256 of the plaintext, lower-case hex.
+    pub sha256: String,
+}
+
+/// The folder of a store's attachment files.
+#[derive(Debug, Clone)]
+pub struct MediaDir {
+    dir: PathBuf,
+}
+
+impl MediaDir {
+    /// The folder for the database at `db_path`.
+    pub fn of(db_path: &Path) -> MediaDir {
+        let mut dir = db_path.as_os_str().to_owned();
+        dir.push(".media");
+        MediaDir { dir: dir.into() }
+    }
+
+    /// The folder itself.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    fn file(&self, id: &str, ext: &str) -> PathBuf {
+        self.dir.join(format!("{id}.{ext}"))
+    }
+
+    /// Streams `source` into a new encrypted file for attachment `id`, hashing the plaintext
+    /// on the way, and refuses it (leaving nothing behind) once it passes `max_bytes`.
+    pub fn capture(
+        &self,
+        id: &str,
+        key: &FileKey,
+        source: &mut dyn Read,
+        max_bytes: u64,
+    ) -> Result<Captured> {
+        std::fs::create_dir_all(&self.dir)?;
+        let partial = self.file(id, PARTIAL);
+        let result = self.write_partial(&partial, id, key, source, max_bytes);
+        let captured = match result {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = std::fs::remove_file(&partial);
+                return Err(e);
+            }
+        };
+        if let Err(e) =
+            std::fs::rename(&partial, self.file(id, SEALED)).and_then(|()| self.sync_dir())
+        {
+            let _ = std::fs::remove_file(&partial);
+            let _ = std::fs::remove_file(self.file(id, SEALED));
+            return Err(e.into());
+        }
+        Ok(captured)
+    }
+
+    fn write_partial(
+        &self,
+        partial: &Path,
+        id: &str,
+        key: &FileKey,
+        source: &mut dyn Read,
+        max_bytes: u64,
+    ) -> Result<Captured> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(partial)?;
+        let mut writer =
+            SealingWriter::new(BufWriter::with_capacity(CHUNK_LEN * 2, file), key, id)?;
+        let mut hash = Context::new(&SHA256);
+        let mut buf = zeroize::Zeroizing::new(vec![0u8; CHUNK_LEN]);
+        let mut size = 0u64;
+        loop {
+            let n = match source.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            size += n as u64;
+            if size > max_bytes {
+                return Err(StoreError::invalid(
+                    "size",
+                    format!("larger than the limit of {max_bytes} bytes for this kind"),
+                ));
+            }
+            hash.update(&buf[..n]);
+            writer.write(&buf[..n])?;
+        }
+        let (out, _) = writer.finish()?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        Ok(Captured {
+            size,
+            sha256: hex(hash.finish().as_ref()),
+        })
+    }
+
+    fn sync_dir(&self) -> std::io::Result<()> {
+        File::open(&self.dir)?.sync_all()
+    }
+
+    /// Opens attachment `id` for reading.
+    pub fn open(&self, id: &str, key: FileKey) -> Result<OpeningReader<File>> {
+        let path = self.file(id, SEALED);
+        let file = File::open(&path)?;
+        let len = file.metadata()?.len();
+        Ok(OpeningReader::new(file, len, key, id)?)
+    }
+
+    /// Deletes attachment `id`'s file (fine if it is already gone).
+    pub fn remove(&self, id: &str) {
+        for ext in [SEALED, PARTIAL] {
+            match std::fs::remove_file(self.file(id, ext)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => log::warn!("attachment file not deleted: {}", e.kind()),
+            }
+        }
+    }
+
+    /// Deletes what a crash left behind: partial files, and files no row refers to.
+    pub fn clean(&self, mut referenced: impl FnMut(&str) -> bool) -> Result<usize> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e.into()),
+        };
+        let mut removed = 0;
+        for entry in entries {
+            let path = entry?.path();
+            let keep = match (path.file_stem().and_then(|s| s.to_str()), path.extension()) {
+                (Some(id), Some(ext)) if ext == SEALED => referenced(id),
+                _ => false,
+            };
+            if !keep {
+                std::fs::remove_file(&path)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Deletes the whole folder (with `destroy`).
+    pub fn remove_all(&self) -> Result<()> {
+        match std::fs::remove_dir_all(&self.dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
