@@ -2,11 +2,14 @@
 //! printed with a plain rusqlite baseline measured in the same run on the same file.
 //!
 //! One store grows to 1,000, 10,000 and 100,000 records (half SOS alarms, half follow-up
-//! positions, all queued). At each size:
+//! positions, all queued; and 20 finalized reports). At each size:
 //! - `open`: `CrewStore::open` and its first read against a plain `Connection::open` of the
 //!   same file and a first read of one row;
 //! - `pending counts`: `pending_counts()` (absolute: the target is a constant cost);
 //! - `get_sos`: reading an SOS with its follow-up against a plain read of the same two rows;
+//! - `get_report`: reading one of 20 finalized reports against a plain read of its row;
+//! - `read all`: every SOS with its follow-up, one `get_sos` after another in upload order,
+//!   against plain reads of the same rows one by one (median of 3 passes each);
 //! - `page of 50`: the 50 newest records (`list_records_page`) against a plain read of the
 //!   same rows, and `list_records` (every record) for contrast.
 //!
@@ -16,7 +19,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crewsafe::internals::{crew, fix, Rng};
+use crewsafe::internals::{complete_fields, crew, fix, Rng};
 use crewsafe::*;
 use rusqlite::{Connection, OpenFlags};
 
@@ -96,6 +99,12 @@ fn main() {
     let mut store = CrewStore::open(path.to_string_lossy().into(), key.clone()).unwrap();
     let mut sos_ids: Vec<String> = Vec::new();
     let mut rng = Rng::new(7);
+    let report_ids: Vec<String> = (0..20)
+        .map(|_| {
+            let draft = store.create_draft(crew(), complete_fields()).unwrap();
+            store.finalize_draft(draft.id, draft.revision).unwrap().id
+        })
+        .collect();
     for &size in sizes {
         while sos_ids.len() * 2 < size {
             let sos = store.raise_sos(crew(), Some(fix()), None).unwrap();
@@ -150,6 +159,55 @@ fn main() {
             );
         }
         row("get_sos", size, median(ours), Some(median(base)));
+
+        let (mut ours, mut base) = (Vec::new(), Vec::new());
+        for _ in 0..if quick { 200 } else { 2_000 } {
+            let id = &report_ids[rng.below(report_ids.len() as u64) as usize];
+            ours.push(time(|| store.get_report(id.clone()).unwrap()).1);
+            base.push(
+                time(|| {
+                    let mut one = plain
+                        .prepare_cached("SELECT payload FROM records WHERE id = ?1")
+                        .unwrap();
+                    let _: Vec<u8> = one.query_row([id], |r| r.get(0)).unwrap();
+                })
+                .1,
+            );
+        }
+        row("get_report", size, median(ours), Some(median(base)));
+
+        // Every SOS with its follow-up, one by one, in upload order.
+        let (mut ours, mut base) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            ours.push(
+                time(|| {
+                    for id in &sos_ids {
+                        store.get_sos(id.clone()).unwrap();
+                    }
+                })
+                .1,
+            );
+            base.push(
+                time(|| {
+                    let mut one = plain
+                        .prepare_cached("SELECT payload FROM records WHERE id = ?1")
+                        .unwrap();
+                    let mut kids = plain
+                        .prepare_cached("SELECT payload FROM records WHERE parent_id = ?1")
+                        .unwrap();
+                    for id in &sos_ids {
+                        let _: Vec<u8> = one.query_row([id], |r| r.get(0)).unwrap();
+                        let n = kids
+                            .query_map([id], |r| r.get::<_, Vec<u8>>(0))
+                            .unwrap()
+                            .count();
+                        assert_eq!(n, 1);
+                    }
+                })
+                .1,
+            );
+        }
+        row("read all", size, median(ours), Some(median(base)));
 
         // A screen's page: the 50 newest records, against a plain read of the same rows.
         let (mut ours, mut base) = (Vec::new(), Vec::new());
