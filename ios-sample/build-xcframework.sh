@@ -19,9 +19,11 @@ export IPHONEOS_DEPLOYMENT_TARGET=16.0 # keep in sync with Package.swift and pro
 targets=(aarch64-apple-ios aarch64-apple-ios-sim x86_64-apple-ios)
 cd "$root"
 rustup target add "${targets[@]}"
+# The shipped library: profile `dist` (LTO, size-optimized) and SQLite without what the store
+# does not use, through scripts/dist-build.sh.
 for t in "${targets[@]}"; do
-    echo "==> cargo build --release --lib --target $t"
-    cargo build --release --lib --target "$t"
+    echo "==> scripts/dist-build.sh --target $t"
+    scripts/dist-build.sh --target "$t"
 done
 
 work=$(mktemp -d)
@@ -39,13 +41,13 @@ cp "$work/gen/CrewSafeFFI.modulemap" "$work/headers/module.modulemap"
 
 echo "==> lipo the simulator slices (arm64 + x86_64)"
 mkdir -p "$work/sim"
-lipo -create target/aarch64-apple-ios-sim/release/libcrewsafe.a target/x86_64-apple-ios/release/libcrewsafe.a \
+lipo -create target/aarch64-apple-ios-sim/dist/libcrewsafe.a target/x86_64-apple-ios/dist/libcrewsafe.a \
     -output "$work/sim/libcrewsafe.a"
 
 echo "==> xcodebuild -create-xcframework"
 rm -rf "$pkg/CrewSafeFFI.xcframework"
 xcodebuild -create-xcframework \
-    -library target/aarch64-apple-ios/release/libcrewsafe.a -headers "$work/headers" \
+    -library target/aarch64-apple-ios/dist/libcrewsafe.a -headers "$work/headers" \
     -library "$work/sim/libcrewsafe.a" -headers "$work/headers" \
     -output "$pkg/CrewSafeFFI.xcframework"
 

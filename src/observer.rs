@@ -71,6 +71,8 @@ pub struct SyncProgress {
     /// At `Finished`: the error the sync ended with (the same `sync_now` returns), if any;
     /// records it could not deliver stay queued.
     pub error: Option<CrewSafeError>,
+    /// Attachment bytes the server confirmed so far in this sync.
+    pub uploaded_bytes: u64,
 }
 
 /// Hears sync progress.

@@ -453,3 +453,34 @@ fn every_error_has_a_message() {
         assert!(e.to_string().len() > 10, "{e:?}");
     }
 }
+
+#[test]
+fn the_quick_sos_path_raises_for_the_crew_set_once() {
+    let t = TestStore::new();
+    assert!(matches!(
+        t.store.raise_sos_quick(51.1, 71.4, 5.0, 1_700_000_000_000),
+        Err(CrewSafeError::InvalidState { .. })
+    ));
+    let mut bad = crew();
+    bad.crew_id = String::new();
+    assert!(matches!(
+        t.store.set_crew(bad),
+        Err(CrewSafeError::InvalidInput { .. })
+    ));
+    t.store.set_crew(crew()).unwrap();
+    let at = SystemTime::now() - Duration::from_secs(5);
+    let ms = at.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let id = t.store.raise_sos_quick(51.1694, 71.4491, 6.5, ms).unwrap();
+    let sos = t.store.get_sos(id).unwrap();
+    assert_eq!(sos.crew, crew());
+    let fix = sos.location.unwrap();
+    assert_eq!((fix.latitude, fix.longitude, fix.accuracy_m), (51.1694, 71.4491, 6.5));
+    assert_eq!(fix.provider, LocationProvider::Fused);
+    let no_fix = t.store.raise_sos_quick(f64::NAN, 0.0, 0.0, 0).unwrap();
+    assert!(t.store.get_sos(no_fix).unwrap().location.is_none());
+    assert!(matches!(
+        t.store.raise_sos_quick(95.0, 0.0, 5.0, ms),
+        Err(CrewSafeError::InvalidInput { .. })
+    ));
+    assert_eq!(t.store.pending_counts().unwrap().sos, 2);
+}

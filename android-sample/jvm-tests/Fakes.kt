@@ -102,13 +102,24 @@ object Server {
     /** The dispatcher's view: GET /v1/dispatch/sos (JSON). */
     fun dispatchList(): String = call("GET", "/v1/dispatch/sos")
 
-    fun acknowledge(sosId: String) = call("POST", "/v1/dispatch/sos/$sosId/acknowledge")
+    /** A dispatcher acknowledges the SOS, optionally with a message for the crew. */
+    fun acknowledge(sosId: String, message: String? = null) = move(sosId, "acknowledge", message)
 
-    private fun call(method: String, path: String): String {
-        val req = HttpRequest.newBuilder(URI.create(url.trimEnd('/') + path))
-            .header("Authorization", "Bearer $dispatcherToken")
-            .method(method, HttpRequest.BodyPublishers.noBody()).timeout(Duration.ofSeconds(10)).build()
-        val res = http.send(req, HttpResponse.BodyHandlers.ofString())
+    /** A dispatcher resolves the SOS, optionally with a message for the crew. */
+    fun resolve(sosId: String, message: String? = null) = move(sosId, "resolve", message)
+
+    private fun move(sosId: String, action: String, message: String?): String =
+        call("POST", "/v1/dispatch/sos/$sosId/$action", message?.let { "{\"message\": ${jsonString(it)}}" })
+
+    private fun jsonString(s: String) =
+        "\"" + s.replace("\\", "\\\\").replace("\"", "\\\"").replace("\n", "\\n") + "\""
+
+    private fun call(method: String, path: String, json: String? = null): String {
+        val b = HttpRequest.newBuilder(URI.create(url.trimEnd('/') + path))
+            .header("Authorization", "Bearer $dispatcherToken").timeout(Duration.ofSeconds(10))
+        if (json != null) b.header("Content-Type", "application/json")
+        b.method(method, json?.let { HttpRequest.BodyPublishers.ofString(it) } ?: HttpRequest.BodyPublishers.noBody())
+        val res = http.send(b.build(), HttpResponse.BodyHandlers.ofString())
         assertEquals(200, res.statusCode(), "$method $path answered ${res.body()}")
         return res.body()
     }

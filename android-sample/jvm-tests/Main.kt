@@ -6,5 +6,7 @@ fun main() {
     sosTests()
     draftTests()
     syncTests()
+    sosLoopTests()
+    checkInTests()
     finishTests()
 }

@@ -9,6 +9,7 @@ final class AppModel: ObservableObject {
     static let shared: AppModel = AppModel()
 
     @Published private(set) var sos: SosPhase = .idle
+    @Published private(set) var checkIn = CheckInUiState()
     @Published private(set) var draft = DraftState()
     @Published private(set) var records = RecordsState()
     @Published private(set) var settingsProblem: String?
@@ -50,6 +51,7 @@ final class AppModel: ObservableObject {
     private func wire() {
         guard let c = controller, let e = editor else { return }
         c.sos.onChange = { p in DispatchQueue.main.async { self.sos = p } }
+        c.checkIns.onChange = { s in DispatchQueue.main.async { self.checkIn = s } }
         e.onChange = { s in DispatchQueue.main.async { self.draft = s } }
         c.records.onChange = { s in DispatchQueue.main.async { self.records = s } }
         e.resumeLatest()

@@ -13,6 +13,7 @@ struct CrewSafeSampleApp: App {
         WindowGroup {
             TabView {
                 SosView().tabItem { Label("SOS", systemImage: "exclamationmark.triangle.fill") }
+                CheckInView().tabItem { Label("Check-in", systemImage: "timer") }
                 ReportView().tabItem { Label("Report", systemImage: "doc.text") }
                 RecordsView().tabItem { Label("Records", systemImage: "tray.full") }
             }

@@ -10,7 +10,9 @@ struct SosView: View {
     var body: some View {
         VStack(spacing: 24) {
             TimelineView(.periodic(from: .now, by: 0.2)) { _ in
-                Text(status).font(.title3).multilineTextAlignment(.center)
+                // "Sent — waiting for dispatch", "Help is on the way — acknowledged by … at
+                // 14:05" and the dispatcher's message, "Resolved by dispatch"; the countdowns.
+                Text(status).font(.title3).multilineTextAlignment(.center).foregroundColor(statusColor)
             }
             Circle()
                 .fill(Color.red)
@@ -29,8 +31,11 @@ struct SosView: View {
                 Button("Cancel", role: .cancel) { model.controller?.sos.cancel() }.font(.title2)
                 Button("Send now") { model.controller?.sos.raiseNow() }
             }
-            if case .raised = model.sos {
+            if model.sos.raisedSos != nil && !model.sos.isFinished {
                 Button("Cancel the SOS…", role: .destructive) { askReason = true }
+            }
+            if model.sos.isFinished {
+                Button("Done") { model.controller?.sos.dismiss() }
             }
         }
         .padding()
@@ -43,18 +48,17 @@ struct SosView: View {
         }
     }
 
+    /// The controller re-reads the raised alarm on every record change (delivered,
+    /// acknowledged, the dispatcher's message, resolved) and publishes a new phase.
     private var status: String {
         guard let c = model.controller else { return model.notice ?? "Not available" }
-        switch model.sos {
-        case .idle: return "Press and hold for \(Double(c.sos.holdMs) / 1000) s"
-        case .holding: return "Keep holding…"
-        case .cancelWindow(let raiseAt):
-            let left = max(0, (raiseAt - model.scheduler.nowMs() + 999) / 1000)
-            return "Sending in \(left) s — cancel now if by mistake"
-        case .raised(let sos):
-            let e = model.records.records.first { $0.id == sos.id }
-            return "SOS ACTIVE: \(e.map { "\($0.state)" } ?? "queued")" + (e?.dispatchStatus.map { ", dispatch: \($0)" } ?? "")
-        case .failed(let reason): return "Could not raise the SOS: \(reason)"
-        }
+        if let sos = model.sos.raisedSos { return sosStatus(sos).text }
+        return c.sos.statusText()
+    }
+
+    private var statusColor: Color {
+        guard let sos = model.sos.raisedSos else { return .primary }
+        if sosStatus(sos).helpOnTheWay { return .green }
+        return sos.isFinished ? .secondary : .red
     }
 }

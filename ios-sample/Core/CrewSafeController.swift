@@ -36,12 +36,13 @@ final class SettingsTokens: TokenProvider, @unchecked Sendable {
     func refreshToken() throws -> String { try token() }
 }
 
-/// The app's view model over one open store: the SOS button, report drafts, the records list,
-/// connectivity and sync. `requestBackgroundSync` is called when something was queued or the
+/// The app's view model over one open store: the SOS button, lone-worker check-ins, report
+/// drafts, the records list, connectivity and sync. `requestBackgroundSync` is called when something was queued or the
 /// network returned (iOS: submit the BGTask request).
 final class CrewSafeController: @unchecked Sendable {
     let store: CrewStore
     let sos: SosController
+    let checkIns: CheckInController
     let records: RecordsModel
     private let connectivity: Connectivity
     private let scheduler: Scheduler
@@ -62,6 +63,8 @@ final class CrewSafeController: @unchecked Sendable {
         self.records = RecordsModel(store: store)
         self.sos = SosController(store: store, crew: { box.value.crew }, scheduler: scheduler, fixes: fixes,
                                  onQueued: requestBackgroundSync)
+        self.checkIns = CheckInController(store: store, crew: { box.value.crew }, fixes: fixes,
+                                          onQueued: requestBackgroundSync)
         applySettings(settings)
     }
 
@@ -89,10 +92,14 @@ final class CrewSafeController: @unchecked Sendable {
         }
     }
 
-    /// Starts listening to records and the network; shows an SOS still active from before.
+    /// Starts listening to records and the network; shows an SOS and a check-in still active
+    /// from before. Once the network is reported up, the library delivers and follows an open
+    /// SOS by itself: `sos` hears "acknowledged" and the dispatcher's message without a sync.
     func start() {
         records.start()
         sos.restore()
+        sos.start()
+        checkIns.start()
         connectivity.start { [weak self] online in self?.setOnline(online) }
     }
 
@@ -133,6 +140,8 @@ final class CrewSafeController: @unchecked Sendable {
     func close() {
         connectivity.stop()
         records.stop()
+        sos.stop()
+        checkIns.stop()
         store.shutdown()
         try? store.close()
     }

@@ -136,6 +136,7 @@ func describe(_ error: Error) -> String {
     case .WrongKey: return "This store's key is not available on this phone."
     case .InvalidInput(let field, let reason): return "Invalid \(field): \(reason)"
     case .Conflict: return "Changed on another screen."
+    case .InvalidState(let reason): return "Not allowed: \(reason)"
     case .NotConfigured: return "Set the server address and device token first."
     case .Unauthorized: return "The server refused the device token: enroll the device again."
     case .PinMismatch: return "The server's key does not match the pinned keys."

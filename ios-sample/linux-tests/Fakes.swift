@@ -82,12 +82,17 @@ enum SampleServer {
                        crewId: "crew-" + UUID().uuidString.prefix(8).lowercased(), staffId: "staff-7")
     }
 
-    /// A dispatcher request (GET /v1/dispatch/sos, POST .../acknowledge); returns the body.
+    /// A dispatcher request (GET /v1/dispatch/sos, POST .../acknowledge with an optional JSON
+    /// body); returns the body.
     @discardableResult
-    static func dispatcher(_ method: String, _ path: String) throws -> String {
+    static func dispatcher(_ method: String, _ path: String, json: [String: String]? = nil) throws -> String {
         var req = URLRequest(url: URL(string: try env("CREWSAFE_TEST_SERVER_URL") + path)!)
         req.httpMethod = method
         req.setValue("Bearer \(try env("CREWSAFE_TEST_DISPATCHER_TOKEN"))", forHTTPHeaderField: "Authorization")
+        if let json {
+            req.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            req.httpBody = try JSONSerialization.data(withJSONObject: json)
+        }
         let done = DispatchSemaphore(value: 0)
         let result = Locked<(Int, String)?>(nil)
         URLSession.shared.dataTask(with: req) { data, response, _ in
@@ -99,6 +104,18 @@ enum SampleServer {
         let (status, body) = try requireSome(result.get)
         try require(status == 200, "\(method) \(path) answered \(status): \(body)")
         return body
+    }
+}
+
+extension SampleServer {
+    /// A dispatcher acknowledges the SOS, optionally with a message for the crew.
+    static func acknowledge(_ sosId: String, message: String? = nil) throws {
+        try dispatcher("POST", "/v1/dispatch/sos/\(sosId)/acknowledge", json: message.map { ["message": $0] })
+    }
+
+    /// A dispatcher resolves the SOS, optionally with a message for the crew.
+    static func resolve(_ sosId: String, message: String? = nil) throws {
+        try dispatcher("POST", "/v1/dispatch/sos/\(sosId)/resolve", json: message.map { ["message": $0] })
     }
 }
 

@@ -294,4 +294,9 @@ test("settings: http to a LAN address is refused; missing and wrong tokens need 
     }
 }
 
+// MARK: the SOS loop (issue 12) and check-ins
+
+sosLoopTests()
+checkInTests()
+
 finishTests()

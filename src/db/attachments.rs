@@ -192,6 +192,7 @@ impl Db {
                 let state = match state.as_str() {
                     "draft" => SyncState::Draft,
                     "queued" => SyncState::Queued,
+                    "wedged" => SyncState::Wedged,
                     _ => SyncState::Delivered,
                 };
                 Ok(attachment(&id, &owner, meta, state, uploaded))
@@ -353,5 +354,68 @@ pub fn capture_time(given: Option<SystemTime>) -> Result<SystemTime> {
         None => Ok(now),
         Some(t) if t <= now + std::time::Duration::from_secs(600) => Ok(t),
         Some(_) => Err(StoreError::invalid("captured_at", "is in the future")),
+    }
+}
+
+/// The next attachment to upload.
+pub struct NextUpload {
+    /// Its id.
+    pub id: String,
+    /// Its report's id.
+    pub report_id: String,
+    /// Its size.
+    pub size: u64,
+}
+
+impl Db {
+    /// The oldest attachment waiting for upload whose report the server already holds (the
+    /// server checks a file against its report's commitment).
+    pub fn next_upload(&self) -> Result<Option<NextUpload>> {
+        let row: Option<(String, String, Vec<u8>)> = self
+            .conn
+            .prepare_cached(
+                "SELECT a.id, a.owner_id, a.meta FROM attachments a \
+                 JOIN records r ON r.id = a.owner_id \
+                 WHERE a.state = 'queued' AND r.state = 'delivered' ORDER BY a.seq LIMIT 1",
+            )?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        let Some((id, report_id, sealed)) = row else {
+            return Ok(None);
+        };
+        let meta: AttachmentMeta = self.open_json(meta_slot(&id), &sealed)?;
+        Ok(Some(NextUpload {
+            id,
+            report_id,
+            size: meta.size,
+        }))
+    }
+
+    /// Attachments of finalized reports not yet stored by the server.
+    pub fn pending_attachments(&self) -> Result<u64> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT count(*) FROM attachments WHERE state = 'queued'")?
+            .query_row([], |r| r.get(0))?)
+    }
+
+    /// Records how many bytes the server confirmed.
+    pub fn set_uploaded(&mut self, id: &str, received: u64) -> Result<()> {
+        self.write(Durability::Normal, |tx, _| {
+            tx.prepare_cached("UPDATE attachments SET uploaded = ?2 WHERE id = ?1")?
+                .execute(params![id, received])?;
+            Ok(())
+        })
+    }
+
+    /// The server stored the whole file (hash checked): `delivered`, or `wedged` when the
+    /// server found it does not match its report's commitment.
+    pub fn finish_upload(&mut self, id: &str, stored: bool, size: u64) -> Result<()> {
+        let state = if stored { "delivered" } else { "wedged" };
+        self.write(Durability::Full, |tx, _| {
+            tx.prepare_cached("UPDATE attachments SET state = ?2, uploaded = ?3 WHERE id = ?1")?
+                .execute(params![id, state, if stored { size } else { 0 }])?;
+            Ok(())
+        })
     }
 }

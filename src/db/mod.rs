@@ -72,6 +72,8 @@ pub struct Db {
     outbox: outbox::OutboxState,
     /// Size limits for new attachments.
     attachment_limits: crate::model::AttachmentLimits,
+    /// The crew `raise_sos_quick` raises for (set by `set_crew`).
+    pub(crate) quick_crew: Option<crate::model::CrewIdentity>,
 }
 
 impl Db {
@@ -141,6 +143,7 @@ impl Db {
             changes: 0,
             outbox: outbox::OutboxState::default(),
             attachment_limits: crate::model::AttachmentLimits::default(),
+            quick_crew: None,
         })
     }
 

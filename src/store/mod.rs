@@ -146,6 +146,51 @@ impl CrewStore {
         )
     }
 
+    /// Sets the crew that `raise_sos_quick` raises alarms for (kept in memory while the
+    /// store is open). Call it when the shift starts.
+    pub fn set_crew(&self, crew: CrewIdentity) -> R<()> {
+        crew.validate().map_err(CrewSafeError::from)?;
+        self.with(|db| {
+            db.quick_crew = Some(crew);
+            Ok(())
+        })
+    }
+
+    /// The SOS button's fast path: raises an SOS for the crew given to `set_crew`, with a fix
+    /// passed as plain numbers (no records cross the FFI boundary, which costs a Kotlin or
+    /// Swift caller several allocations per argument), and returns its id. A NaN `latitude`
+    /// means no fix; `fixed_at_ms` is milliseconds since the Unix epoch; the provider is
+    /// `Fused`. Stored and queued, first in line, before this returns, like `raise_sos`.
+    /// `InvalidState` before `set_crew`.
+    pub fn raise_sos_quick(
+        &self,
+        latitude: f64,
+        longitude: f64,
+        accuracy_m: f64,
+        fixed_at_ms: i64,
+    ) -> R<String> {
+        let location = (!latitude.is_nan()).then(|| LocationFix {
+            latitude,
+            longitude,
+            accuracy_m,
+            altitude_m: None,
+            provider: crate::model::LocationProvider::Fused,
+            fixed_at: SystemTime::UNIX_EPOCH
+                + Duration::from_millis(u64::try_from(fixed_at_ms).unwrap_or(0)),
+        });
+        let sos = self.queue(
+            RecordKind::Sos,
+            |s: &Sos| &s.id,
+            |db| {
+                let crew = db.quick_crew.clone().ok_or_else(|| {
+                    StoreError::State("call set_crew before raise_sos_quick".into())
+                })?;
+                db.raise_sos(crew, location, None)
+            },
+        )?;
+        Ok(sos.id)
+    }
+
     /// Appends a newer position to an active SOS.
     pub fn add_sos_location(&self, sos_id: String, location: LocationFix) -> R<SosLocationUpdate> {
         self.queue(

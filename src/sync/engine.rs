@@ -65,6 +65,8 @@ pub(crate) fn sync_locked(shared: &Shared) -> Result<SyncReport, CrewSafeError> 
             wedged: 0,
             pending_sos: 0,
             pending_reports: 0,
+            pending_attachments: 0,
+            uploaded_bytes: 0,
             next_attempt_at: None,
             outcome: SyncOutcome::Complete,
         },
@@ -100,7 +102,9 @@ impl Run<'_> {
     /// Takes the token, drains the lanes, refreshes dispatch statuses and purges.
     pub(super) fn run(&mut self) -> Result<(), SyncError> {
         self.token = checked_token(self.setup.tokens.token()?)?;
-        self.drain()?;
+        if self.drain()? {
+            self.upload_attachments()?;
+        }
         if self.accepted_any {
             // An SOS may have become open: the status watch looks again.
             self.shared.watch.kick();
@@ -120,17 +124,19 @@ impl Run<'_> {
             delivered: self.report.accepted + self.report.duplicates,
             wedged: self.report.wedged,
             error: Some(e.clone()),
+            uploaded_bytes: self.report.uploaded_bytes,
         });
     }
 
     /// SOS lane to the end, then the report lane.
-    pub(super) fn drain(&mut self) -> Result<(), SyncError> {
+    /// Drains the SOS lane, then the reports; false if the sync must stop.
+    pub(super) fn drain(&mut self) -> Result<bool, SyncError> {
         for lane in [Lane::Sos, Lane::Report] {
             if !self.drain_lane(lane)? {
-                break;
+                return Ok(false);
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Sends batches of one lane until it is empty or held. Returns false if the whole sync
@@ -421,9 +427,10 @@ impl Run<'_> {
         let counts = self.shared.db(|db| db.pending_counts())?;
         self.report.pending_sos = counts.sos;
         self.report.pending_reports = counts.reports;
+        self.report.pending_attachments = self.shared.db(|db| db.pending_attachments())?;
         let next = self.shared.db(|db| db.next_attempt_at())?;
         self.report.next_attempt_at = next.filter(|t| *t > now_ms()).map(ms_to_time);
-        let pending = counts.sos + counts.reports > 0;
+        let pending = counts.sos + counts.reports + self.report.pending_attachments > 0;
         match self.report.outcome {
             SyncOutcome::Complete if pending => self.report.outcome = SyncOutcome::Deferred,
             SyncOutcome::Deferred if !pending => self.report.outcome = SyncOutcome::Complete,

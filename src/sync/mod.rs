@@ -37,6 +37,7 @@ mod shared;
 mod signal;
 mod sizing;
 pub(crate) mod transport;
+mod upload;
 pub(crate) mod watch;
 mod watch_signal;
 mod wire;

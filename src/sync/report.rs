@@ -34,6 +34,10 @@ pub struct SyncReport {
     pub pending_sos: u64,
     /// Reports still waiting.
     pub pending_reports: u64,
+    /// Attachments of finalized reports the server does not hold whole yet.
+    pub pending_attachments: u64,
+    /// Attachment bytes the server confirmed in this sync.
+    pub uploaded_bytes: u64,
     /// When pending work may be tried again, if it is waiting for a retry time.
     pub next_attempt_at: Option<SystemTime>,
     /// How it ended.

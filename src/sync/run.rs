@@ -38,6 +38,7 @@ impl Run<'_> {
             delivered: self.report.accepted + self.report.duplicates,
             wedged: self.report.wedged,
             error: None,
+            uploaded_bytes: self.report.uploaded_bytes,
         });
     }
 

@@ -418,33 +418,52 @@ impl Transport {
         body: Vec<u8>,
         timeout: Option<Duration>,
     ) -> Result<Vec<u8>, TransportError> {
+        let response = self.send(
+            reqwest::Method::POST,
+            path,
+            token,
+            &[(reqwest::header::CONTENT_TYPE.as_str(), "application/json")],
+            body,
+            timeout,
+        )?;
+        if response.status().is_success() {
+            return self.body_of(response);
+        }
+        Err(status_error(response))
+    }
+
+    /// Sends one request; any answer (also 4xx/5xx) is returned, only a failure to get one is
+    /// an error.
+    pub(super) fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+        timeout: Option<Duration>,
+    ) -> Result<Response, TransportError> {
         let url = self
             .base
             .join(path)
             .map_err(|_| TransportError::ServerRejected { status: 0 })?;
         *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        let mut request = self
-            .client
-            .post(url)
-            .bearer_auth(token)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body);
+        let mut request = self.client.request(method, url).bearer_auth(token).body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if let Some(timeout) = timeout {
             request = request.timeout(timeout);
         }
-        let sent = request.send();
-        let response = match sent {
-            Ok(r) => r,
-            Err(e) => return Err(self.network_error(&e)),
-        };
-        let status = response.status();
-        if status.is_success() {
-            return response
-                .bytes()
-                .map(|b| b.to_vec())
-                .map_err(|e| self.network_error(&e));
-        }
-        Err(status_error(response))
+        request.send().map_err(|e| self.network_error(&e))
+    }
+
+    /// The body of a successful answer.
+    pub(super) fn body_of(&self, response: Response) -> Result<Vec<u8>, TransportError> {
+        response
+            .bytes()
+            .map(|b| b.to_vec())
+            .map_err(|e| self.network_error(&e))
     }
 
     fn network_error(&self, e: &reqwest::Error) -> TransportError {
@@ -481,7 +500,7 @@ fn describe(e: &reqwest::Error) -> String {
 /// Longest error body read to classify a 400.
 const MAX_ERROR_BODY: u64 = 64 * 1024;
 
-fn status_error(mut response: Response) -> TransportError {
+pub(super) fn status_error(mut response: Response) -> TransportError {
     let status = response.status();
     let retry_after_secs = response
         .headers()

@@ -50,6 +50,11 @@ fun main() {
         timed(quick / 10) { store.getSos(id) }
         timed(quick / 10) { store.pendingCounts() }
         report("raiseSos", timed(slow) { store.raiseSos(crew, fix, null) })
+        // The flat fast path: the crew set once, the fix as plain numbers.
+        store.setCrew(crew)
+        val at = fix.fixedAt.toEpochMilli()
+        timed(slow / 10) { store.raiseSosQuick(51.1694, 71.4491, 6.5, at) }
+        report("raiseSosQuick", timed(slow) { store.raiseSosQuick(51.1694, 71.4491, 6.5, at) })
         report("getSos", timed(quick / 4) { store.getSos(id) })
         report("pendingCounts", timed(quick) { store.pendingCounts() })
         // The floor: a call with one primitive argument, no buffer either way.

@@ -12,7 +12,7 @@ import android.widget.FrameLayout
 import android.widget.LinearLayout
 import android.widget.TextView
 
-/** Three screens behind a row of tabs: SOS, Report, Records. Views are built in code. */
+/** Four screens behind a row of tabs: SOS, Check-in, Report, Records. Views are built in code. */
 class MainActivity : Activity() {
     private val app get() = application as SampleApp
     private lateinit var content: FrameLayout
@@ -24,6 +24,7 @@ class MainActivity : Activity() {
         val tabs = LinearLayout(this).apply {
             for ((title, make) in listOf<Pair<String, () -> Screen>>(
                 "SOS" to { SosScreen(this@MainActivity, app.controller) },
+                "Check-in" to { CheckInScreen(this@MainActivity, app.controller) },
                 "Report" to { ReportScreen(this@MainActivity, app.controller) },
                 "Records" to { RecordsScreen(this@MainActivity, app.controller) },
             )) {

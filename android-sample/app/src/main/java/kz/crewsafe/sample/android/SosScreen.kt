@@ -21,6 +21,7 @@ class SosScreen(activity: Activity, private val c: CrewSafeController) : Screen(
     private val cancel = activity.button("Cancel") { c.sos.cancel() }
     private val sendNow = activity.button("Send now") { c.sos.raiseNow() }
     private val cancelRaised = activity.button("Cancel the SOS…") { askReason() }
+    private val dismiss = activity.button("Done") { c.sos.dismiss() }
     private val ticker = Handler(Looper.getMainLooper())
     private val tick = object : Runnable {
         override fun run() {
@@ -45,39 +46,39 @@ class SosScreen(activity: Activity, private val c: CrewSafeController) : Screen(
 
     override val view = activity.column(
         sosButton.also { it.layoutParams = LinearLayout.LayoutParams(600, 600).apply { gravity = Gravity.CENTER } },
-        status, cancel, sendNow, cancelRaised,
+        status, cancel, sendNow, cancelRaised, dismiss,
     )
 
     override fun attach() {
+        // The controller re-reads the raised alarm on every record change (delivered,
+        // acknowledged, the dispatcher's message, resolved) and publishes a new phase.
         c.sos.listener = { ui(::render) }
-        c.records.listener = { ui(::render) }
         ticker.post(tick)
     }
 
     override fun detach() {
         c.sos.listener = null
-        c.records.listener = null
         ticker.removeCallbacks(tick)
     }
 
     private fun render() {
         val phase = c.sos.phase
-        val now = (activity.application as SampleApp).scheduler.nowMs()
-        status.text = when (phase) {
-            is SosPhase.Idle -> "Press and hold for ${c.sos.holdMs / 1000.0} s"
-            is SosPhase.Holding -> "Keep holding…"
-            is SosPhase.CancelWindow -> "Sending in ${((phase.raiseAtMs - now + 999) / 1000).coerceAtLeast(0)} s — cancel now if by mistake"
-            is SosPhase.Raised -> {
-                val state = c.records.state.records.firstOrNull { it.id == phase.sos.id }
-                "SOS ACTIVE: ${state?.state?.name?.lowercase() ?: "queued"}" +
-                    (state?.dispatchStatus?.let { ", dispatch: ${it.name.lowercase()}" } ?: "")
-            }
-            is SosPhase.Failed -> "Could not raise the SOS: ${phase.reason}"
-        }
+        // "Sent — waiting for dispatch", "Help is on the way — acknowledged by … at 14:05"
+        // and the dispatcher's message, "Resolved by dispatch"; the countdowns while arming.
+        status.text = c.sos.statusText()
+        val raised = phase as? SosPhase.Raised
+        status.setTextColor(
+            when {
+                raised?.status()?.helpOnTheWay == true -> Color.rgb(0, 120, 0)
+                phase is SosPhase.Raised && !phase.finished -> Color.rgb(200, 0, 0)
+                else -> Color.DKGRAY
+            },
+        )
         val arming = phase is SosPhase.Holding || phase is SosPhase.CancelWindow
         cancel.isEnabled = arming
         sendNow.isEnabled = phase is SosPhase.CancelWindow
-        cancelRaised.isEnabled = phase is SosPhase.Raised
+        cancelRaised.isEnabled = c.sos.canCancelRaised
+        dismiss.isEnabled = raised?.finished == true
     }
 
     private fun askReason() {

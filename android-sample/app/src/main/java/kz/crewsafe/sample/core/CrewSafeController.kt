@@ -36,8 +36,8 @@ class SettingsTokens(private val source: () -> String) : TokenProvider {
 }
 
 /**
- * The app's view model over one open store: the SOS button, report drafts, the records list,
- * connectivity and sync. [requestBackgroundSync] is called when something was queued or the
+ * The app's view model over one open store: the SOS button, lone-worker check-ins, report
+ * drafts, the records list, connectivity and sync. [requestBackgroundSync] is called when something was queued or the
  * network returned (Android: enqueue the WorkManager job; iOS: submit the BGTask).
  */
 class CrewSafeController(
@@ -58,6 +58,7 @@ class CrewSafeController(
         private set
 
     val sos = SosController(store, { this.settings.crew() }, scheduler, fixes, onQueued = requestBackgroundSync)
+    val checkIns = CheckInController(store, { this.settings.crew() }, fixes, onQueued = requestBackgroundSync)
     val records = RecordsModel(store)
     private val tokens = SettingsTokens { this.settings.deviceToken }
     private var lastOnline: Boolean? = null
@@ -85,10 +86,16 @@ class CrewSafeController(
         return settingsProblem
     }
 
-    /** Starts listening to records and the network; shows an SOS still active from before. */
+    /**
+     * Starts listening to records and the network; shows an SOS and a check-in still active
+     * from before. Once the network is reported up, the library delivers and follows an open
+     * SOS by itself: [sos] hears "acknowledged" and the dispatcher's message without a sync.
+     */
     fun start() {
         records.start()
         sos.restore()
+        sos.start()
+        checkIns.start()
         connectivity.start { online -> setOnline(online) }
     }
 
@@ -124,6 +131,8 @@ class CrewSafeController(
     override fun close() {
         connectivity.stop()
         records.close()
+        sos.stop()
+        checkIns.stop()
         store.shutdown()
         runCatching { store.closeStore() }
         store.close()

@@ -118,6 +118,7 @@ fun describe(e: CrewSafeException): String = when (e) {
     is CrewSafeException.WrongKey -> "This store's key is not available on this phone."
     is CrewSafeException.InvalidInput -> "Invalid ${e.field}: ${e.reason}"
     is CrewSafeException.Conflict -> "Changed on another screen."
+    is CrewSafeException.InvalidState -> "Not allowed: ${e.reason}"
     is CrewSafeException.NotConfigured -> "Set the server address and device token first."
     is CrewSafeException.Unauthorized -> "The server refused the device token: enroll the device again."
     is CrewSafeException.PinMismatch -> "The server's key does not match the pinned keys."
