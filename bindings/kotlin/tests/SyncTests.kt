@@ -568,7 +568,7 @@ fun syncTests() {
             val done = t.store.checkIn(c.id, null)
             assertEquals(CheckInState.DONE, done.state)
             val r = t.store.syncNow()
-            assertEquals(SyncOutcome.COMPLETE, r.outcome)
+            assertEquals(SyncOutcome.Complete, r.outcome)
             val got = t.store.getCheckIn(c.id)
             assertEquals(SyncState.DELIVERED, got.syncState)
             assertEquals(SyncState.DELIVERED, got.doneSyncState)
