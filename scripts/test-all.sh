@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs every CrewSafe check on a fresh machine: installs what is missing (apt libjna-java and
 # debootstrap, npm kotlin-compiler into ~/.cache/crewsafe, the cached Swift chroot,
-# cargo-fuzz, apt chromium, chromium-driver and python3-selenium for the console test), then
-# fmt, clippy, the Rust tests, a fuzz smoke run, the benchmarks and demo as smoke runs,
-# binding generation, the Kotlin and Swift suites and the sample apps' logic against the
-# built library and a reference server.
+# cargo-fuzz, apt chromium, chromium-driver and python3-selenium for the console test, apt
+# postgresql for the server's PostgreSQL tests), then fmt, clippy, the Rust tests (and the
+# server's on a throwaway PostgreSQL cluster), a fuzz smoke run, the benchmarks and demo as
+# smoke runs, binding generation, the Kotlin and Swift suites and the sample apps' logic
+# against the built library and a reference server.
 #
 #   scripts/test-all.sh
 #
@@ -43,6 +44,18 @@ cargo clippy --release --workspace --all-targets --features "$FEATURES" -- -D wa
 step "cargo test"
 cargo test --release --workspace --features "$FEATURES"
 
+step "PostgreSQL: the server's contract suite, schema upgrades, three instances on one database"
+# Debian's postgresql; pg_virtualenv (postgresql-common) runs the tests against a throwaway
+# cluster and removes it afterwards. Without a database the tests fail instead of skipping.
+if ! command -v pg_virtualenv >/dev/null || ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+  as_root=(); [ "$(id -u)" = 0 ] || as_root=(sudo)
+  apt=(env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -y -q)
+  "${as_root[@]}" "${apt[@]}" update >/dev/null
+  "${as_root[@]}" "${apt[@]}" install --no-install-recommends postgresql postgresql-common >/dev/null
+fi
+CREWSAFE_REQUIRE_POSTGRES=1 pg_virtualenv \
+  cargo test --release -p crewsafe-server --test postgres_contract
+
 step "fuzz smoke run (every target a few seconds; long runs: fuzz/smoke.sh --long)"
 bash fuzz/smoke.sh
 
@@ -62,6 +75,9 @@ bash bindings/generate.sh --test-hooks
 step "Kotlin suite (JVM + JNA against target/release/libcrewsafe.so and a reference server)"
 bash bindings/with-test-server.sh \
   bash bindings/kotlin/run-tests.sh target/release bindings/kotlin/generated bindings/kotlin/tests
+
+step "Kotlin FFI cost (smoke run; full figures: bash bindings/kotlin/bench/run.sh)"
+bash bindings/kotlin/bench/run.sh 200 20000
 
 step "Swift suite (Swift 6 in the trixie chroot against the same library and a reference server)"
 bash bindings/with-test-server.sh \
