@@ -372,7 +372,13 @@ impl Db {
                 id: id.into(),
             })?;
         let p: ReportPayload = self.open_payload(&row)?;
-        Ok(report_from(id, p, row.state, self.list_attachments(id)?))
+        // Only a report that commits to files has attachment rows to read.
+        let attachments = if p.attachments.is_empty() {
+            Vec::new()
+        } else {
+            self.list_attachments(id)?
+        };
+        Ok(report_from(id, p, row.state, attachments))
     }
 
     /// The queue view's line for a record (its time is decrypted).
