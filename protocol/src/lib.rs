@@ -28,6 +28,36 @@ pub const SOS_WATCH_PATH: &str = "/v1/sos:watch";
 pub const MAX_WATCH_SECONDS: u32 = 55;
 /// Most alarms one status query or watch may name.
 pub const MAX_STATUS_IDS: usize = 1000;
+/// Chunk boundaries of an attachment upload are multiples of this many bytes (a request
+/// carries one or more units; only the file's last chunk may be shorter), so a retry after a
+/// cut resumes on the same boundaries.
+pub const UPLOAD_UNIT: u64 = 256 * 1024;
+/// Most bytes in one attachment upload request.
+pub const MAX_UPLOAD_CHUNK: u64 = 32 * UPLOAD_UNIT;
+/// Header of an attachment chunk upload: the offset of its first byte.
+pub const UPLOAD_OFFSET_HEADER: &str = "upload-offset";
+/// Header of an attachment chunk upload: the SHA-256 of the chunk's bytes, lower-case hex.
+pub const CHUNK_SHA256_HEADER: &str = "chunk-sha256";
+
+/// Path of one attachment of a report (`GET` how much the server holds, `PUT` a chunk).
+pub fn attachment_path(report_id: &str, attachment_id: &str) -> String {
+    format!("/v1/reports/{report_id}/attachments/{attachment_id}")
+}
+
+/// Where an attachment upload stands on the server (answer to `GET` and `PUT` on
+/// [`attachment_path`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentStatus {
+    /// The attachment's id.
+    pub id: String,
+    /// Its size, as the report commits to it.
+    pub size: u64,
+    /// How many bytes from its start the server holds: the next chunk starts here.
+    pub received: u64,
+    /// The whole file is held and its SHA-256 matched the report's commitment.
+    pub stored: bool,
+}
+
 /// Longest message a dispatcher may send to a crew, in characters.
 pub const MAX_DISPATCH_MESSAGE_CHARS: usize = 500;
 /// Longest a lone-worker check-in may run before it is due (and the most one extension
@@ -192,6 +222,14 @@ pub enum ErrorCode {
     Ambiguous,
     /// A status injected by the reference server's test mode.
     TestFault,
+    /// 400: an attachment chunk does not match its `chunk-sha256` (send it again).
+    ChecksumMismatch,
+    /// 409: an attachment chunk does not start where the server's copy ends (ask where it
+    /// does, then go on from there).
+    OffsetMismatch,
+    /// 422: a whole attachment does not match the SHA-256 its report commits to; the server
+    /// dropped its copy.
+    HashMismatch,
     /// 429: this device sent too many requests; retry after `Retry-After` seconds.
     RateLimited,
     /// 408: the request (headers or body) arrived too slowly.
@@ -218,6 +256,9 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Ambiguous => "ambiguous",
             ErrorCode::TestFault => "test_fault",
+            ErrorCode::ChecksumMismatch => "checksum_mismatch",
+            ErrorCode::OffsetMismatch => "offset_mismatch",
+            ErrorCode::HashMismatch => "hash_mismatch",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Timeout => "timeout",
             ErrorCode::Unavailable => "unavailable",

@@ -11,7 +11,8 @@ CREATE TABLE "attachments" (
     "meta"     BLOB NOT NULL,                        -- sealed JSON: kind, MIME type, size, SHA-256, capture time
     "file_key" BLOB,                                 -- sealed per-file key; NULL once erased
     "state"    TEXT NOT NULL DEFAULT 'draft'
-               CHECK ("state" = 'draft' OR "state" = 'queued' OR "state" = 'delivered'),
+               CHECK ("state" = 'draft' OR "state" = 'queued' OR "state" = 'delivered'
+                      OR "state" = 'wedged'),
     "uploaded" INTEGER NOT NULL DEFAULT 0            -- bytes the server confirmed
 );
 
