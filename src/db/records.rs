@@ -364,21 +364,30 @@ impl Db {
     pub fn get_report(&self, id: &str) -> Result<IncidentReport> {
         let canonical = check_id("report_id", id)?;
         let id = canonical.as_str();
-        let row = self
-            .row(id)?
-            .filter(|r| r.kind == RecordKind::IncidentReport)
-            .ok_or_else(|| StoreError::NotFound {
-                what: "report",
-                id: id.into(),
-            })?;
-        let p: ReportPayload = self.open_payload(&row)?;
+        // Only the columns a report needs: one narrow read.
+        let found: Option<(SyncState, Option<Vec<u8>>)> = self
+            .conn
+            .prepare_cached(
+                "SELECT state, payload FROM records WHERE id = ?1 AND kind = 'incident_report'",
+            )?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let (mut state, payload) = found.ok_or_else(|| StoreError::NotFound {
+            what: "report",
+            id: id.into(),
+        })?;
+        if state == SyncState::Queued && self.outbox.in_flight.contains_key(id) {
+            state = SyncState::Sending;
+        }
+        let sealed = payload.ok_or_else(|| StoreError::Purged { id: id.into() })?;
+        let p: ReportPayload = self.open_json(Slot::new("records", "payload", id), &sealed)?;
         // Only a report that commits to files has attachment rows to read.
         let attachments = if p.attachments.is_empty() {
             Vec::new()
         } else {
             self.list_attachments(id)?
         };
-        Ok(report_from(id, p, row.state, attachments))
+        Ok(report_from(id, p, state, attachments))
     }
 
     /// The queue view's line for a record (its time is decrypted).
