@@ -1,5 +1,5 @@
-//! How to run the server: the database file, the listen address, TLS, the alarm timings and
-//! the test fault mode.
+//! How to run the server: the database (an SQLite file, or PostgreSQL), the listen address,
+//! TLS, the alarm timings and the test fault mode.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,6 +9,50 @@ use std::time::Duration;
 pub const DEFAULT_ESCALATE_AFTER: Duration = Duration::from_secs(120);
 /// Default of [`ServerConfig::check_in_minute`]: a real minute.
 pub const DEFAULT_CHECK_IN_MINUTE: Duration = Duration::from_secs(60);
+
+/// Where the server keeps its data.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Database {
+    /// An SQLite file (created if missing): the embedded default, for tests, demos and small
+    /// sites. One server process at a time.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database, by URL (`postgres://user:password@host:5432/dbname`) or as
+    /// `key=value` pairs (`host=/run/postgresql dbname=crewsafe`). Several server processes
+    /// may share it. The schema is created or upgraded at start.
+    Postgres(String),
+}
+
+impl From<PathBuf> for Database {
+    fn from(path: PathBuf) -> Self {
+        Database::Sqlite(path)
+    }
+}
+
+impl From<&std::path::Path> for Database {
+    fn from(path: &std::path::Path) -> Self {
+        Database::Sqlite(path.to_path_buf())
+    }
+}
+
+impl std::fmt::Debug for Database {
+    /// Never shows a PostgreSQL password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            Database::Postgres(url) => match url.parse::<tokio_postgres::Config>() {
+                Ok(c) => write!(
+                    f,
+                    "Postgres(host {:?} port {:?} user {:?} dbname {:?})",
+                    c.get_hosts(),
+                    c.get_ports(),
+                    c.get_user(),
+                    c.get_dbname()
+                ),
+                Err(_) => f.write_str("Postgres(unparsable connection string)"),
+            },
+        }
+    }
+}
 
 /// PEM files for HTTPS.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,8 +67,8 @@ pub struct TlsConfig {
 /// shortcuts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
-    /// SQLite file (created if missing).
-    pub db_path: PathBuf,
+    /// The database: an SQLite file (created if missing) or PostgreSQL.
+    pub database: Database,
     /// Address to listen on; port 0 picks a free port (see [`crate::RunningServer::addr`]).
     pub listen: SocketAddr,
     /// Serve HTTPS with this certificate instead of plain HTTP.
@@ -38,18 +82,68 @@ pub struct ServerConfig {
     /// How long one "minute" of a lone-worker check-in lasts. A real minute by default; only
     /// tests and demos shorten it.
     pub check_in_minute: Duration,
+    /// Timeouts, the connection cap and the per-device rate limit (off unless set here; the
+    /// `crewsafe-server` command turns it on).
+    pub limits: Limits,
+}
+
+/// What the server allows one client: how slowly it may send, how many connections may be
+/// open, how often a device may ask. [`Limits::default`] holds the production defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// The request line and headers must arrive within this time (default 30 s).
+    pub header_timeout: Duration,
+    /// A request body must arrive within this time in total (default 30 s)...
+    pub body_timeout: Duration,
+    /// ...and with no pause longer than this (default 10 s). A slower client is answered 408.
+    pub body_idle_timeout: Duration,
+    /// Connections served at once (default 4096); further ones wait in the listen backlog
+    /// until one closes. Keep it below the process's file descriptor limit.
+    pub max_connections: usize,
+    /// Requests per second one device may send in the long run (default 10; 0: no limit).
+    /// Above it the server answers 429 with `Retry-After`.
+    pub device_rate_per_sec: u32,
+    /// Requests one device may send at once after a quiet spell (default 100).
+    pub device_burst: u32,
+    /// How long `/readyz` waits for the database (default 2 s).
+    pub ready_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(30),
+            body_idle_timeout: Duration::from_secs(10),
+            max_connections: 4096,
+            device_rate_per_sec: 10,
+            device_burst: 100,
+            ready_timeout: Duration::from_secs(2),
+        }
+    }
 }
 
 impl ServerConfig {
-    /// Plain HTTP, no test faults.
+    /// On the SQLite file `db_path`: plain HTTP, no test faults.
     pub fn new(db_path: impl Into<PathBuf>, listen: SocketAddr) -> Self {
+        Self::on(Database::Sqlite(db_path.into()), listen)
+    }
+
+    /// On `database`: plain HTTP, no test faults, [`Limits::default`] but without the
+    /// per-device rate limit (the `crewsafe-server` command sets it).
+    pub fn on(database: Database, listen: SocketAddr) -> Self {
         Self {
-            db_path: db_path.into(),
+            database,
             listen,
             tls: None,
             test_faults: false,
             escalate_after: DEFAULT_ESCALATE_AFTER,
             check_in_minute: DEFAULT_CHECK_IN_MINUTE,
+            // Tests, benchmarks and demos send as fast as they can from one device.
+            limits: Limits {
+                device_rate_per_sec: 0,
+                ..Limits::default()
+            },
         }
     }
 

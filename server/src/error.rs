@@ -7,6 +7,15 @@ pub enum ServerError {
     /// SQLite failed.
     #[error("database: {0}")]
     Db(#[source] rusqlite::Error),
+    /// PostgreSQL failed.
+    #[error("database: {0}")]
+    Postgres(#[source] tokio_postgres::Error),
+    /// No PostgreSQL connection could be had in time.
+    #[error("database pool: {0}")]
+    Pool(String),
+    /// A task of the server's runtime failed.
+    #[error("internal: {0}")]
+    Internal(String),
     /// Binding the socket or starting the runtime failed.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
@@ -38,6 +47,23 @@ impl From<rusqlite::Error> for ServerError {
                 ServerError::Corrupt(format!("stored value unreadable: {e}"))
             }
             e => ServerError::Db(e),
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for ServerError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        ServerError::Postgres(e)
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ServerError {
+    /// A failed connection attempt keeps its PostgreSQL error; a timeout or a closed pool is
+    /// [`ServerError::Pool`].
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        match e {
+            deadpool_postgres::PoolError::Backend(e) => ServerError::Postgres(e),
+            e => ServerError::Pool(e.to_string()),
         }
     }
 }

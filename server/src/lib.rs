@@ -3,11 +3,12 @@
 //!
 //! It takes batches of SOS alarms and incident reports from enrolled devices and stores each
 //! record exactly once: records carry client-generated ids, `(device, id)` is a permanent
-//! dedupe key, and a batch is committed to SQLite (WAL, `synchronous=FULL`) before it is
-//! answered. Dispatchers list alarms (SOS, and missed lone-worker check-ins, which the server's
-//! timer raises itself) or follow them live on an event stream, and move them from `delivered`
-//! to `acknowledged` to `resolved` with an optional message for the crew; devices poll or
-//! watch (long poll) that status.
+//! dedupe key, and a batch is committed before it is answered: to SQLite (WAL,
+//! `synchronous=FULL`; the embedded default), or to PostgreSQL, which several server
+//! processes may share ([`Database`]). Dispatchers list alarms (SOS, and missed lone-worker
+//! check-ins, which the server's timer raises itself) or follow them live on an event stream,
+//! and move them from `delivered` to `acknowledged` to `resolved` with an optional message for
+//! the crew; devices poll or watch (long poll) that status.
 //!
 //! The library runs the server on its own tokio runtime in a background thread, so plain
 //! synchronous tests can use it:
@@ -27,7 +28,7 @@
 //! ```
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -42,11 +43,14 @@ mod faults;
 mod http;
 mod hub;
 mod net;
+mod ops;
 mod storage;
 mod timer;
 mod validate;
 
-pub use config::{ServerConfig, TlsConfig, DEFAULT_CHECK_IN_MINUTE, DEFAULT_ESCALATE_AFTER};
+pub use config::{
+    Database, Limits, ServerConfig, TlsConfig, DEFAULT_CHECK_IN_MINUTE, DEFAULT_ESCALATE_AFTER,
+};
 pub use crewsafe_protocol as protocol;
 pub use crewsafe_protocol::{DispatchSos, DispatchStatus, TestFault, TestFaultsState};
 pub use error::{Result, ServerError};
@@ -60,10 +64,12 @@ pub struct RunningServer {
     addr: SocketAddr,
     tls: bool,
     test_faults: bool,
-    db_path: PathBuf,
+    database: Database,
     escalate_after: Duration,
     faults: Arc<Faults>,
     storage: Arc<storage::Storage>,
+    /// The server runtime, for the blocking dispatcher moves.
+    handle: tokio::runtime::Handle,
     watches: Arc<AtomicUsize>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -71,37 +77,30 @@ pub struct RunningServer {
 
 /// Starts the server and returns once its socket is listening.
 ///
-/// Opens (creating if needed) the database and loads the TLS files first, so configuration
+/// Opens (creating or upgrading) the database and loads the TLS files first, so configuration
 /// errors come back here. Besides the HTTP server, the runtime runs the alarm timer (missed
-/// check-ins, escalation).
+/// check-ins, escalation) and, on PostgreSQL, the listener that hears of changes made by other
+/// instances.
 pub fn start(config: ServerConfig) -> Result<RunningServer> {
     let timings = storage::Timings {
         escalate_after: config.escalate_after,
         check_in_minute: config.check_in_minute,
     };
-    let storage = Arc::new(storage::Storage::open(
-        &config.db_path,
-        timings,
-        hub::Hub::new(),
-    )?);
     let tls = config.tls.as_ref().map(net::load_tls).transpose()?;
     let listener = std::net::TcpListener::bind(config.listen)?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let faults = Arc::new(Faults::default());
     let watches = Arc::new(AtomicUsize::new(0));
+    let ops = Arc::new(ops::Ops::new(config.limits.clone()));
     // Turns true when the server stops: watches answer, event streams end, the timer stops.
     let (closing_tx, closing_rx) = watch::channel(false);
-    let router = http::router(http::AppState {
-        storage: storage.clone(),
-        faults: faults.clone(),
-        test_faults: config.test_faults,
-        closing: closing_rx.clone(),
-        watches: watches.clone(),
-    });
-    let timer_storage = storage.clone();
     let (stop_tx, stop_rx) = oneshot::channel();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
+    type Ready = Result<(Arc<storage::Storage>, tokio::runtime::Handle)>;
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Ready>();
+    let (database, test_faults) = (config.database.clone(), config.test_faults);
+    let (thread_faults, thread_watches) = (faults.clone(), watches.clone());
+    let thread_ops = ops.clone();
     let thread = std::thread::Builder::new()
         .name("crewsafe-server".into())
         .spawn(move || {
@@ -117,7 +116,16 @@ pub fn start(config: ServerConfig) -> Result<RunningServer> {
                     return;
                 }
             };
+            let handle = runtime.handle().clone();
             runtime.block_on(async move {
+                let opened = storage::Storage::open(&database, timings, hub::Hub::new()).await;
+                let storage = match opened {
+                    Ok(s) => Arc::new(s),
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
                 let listener = match tokio::net::TcpListener::from_std(listener) {
                     Ok(l) => l,
                     Err(e) => {
@@ -125,8 +133,16 @@ pub fn start(config: ServerConfig) -> Result<RunningServer> {
                         return;
                     }
                 };
-                let _ = ready_tx.send(Ok(()));
-                tokio::spawn(timer::run(timer_storage, closing_rx));
+                let router = http::router(http::AppState {
+                    storage: storage.clone(),
+                    faults: thread_faults,
+                    test_faults,
+                    closing: closing_rx.clone(),
+                    watches: thread_watches,
+                    ops: thread_ops.clone(),
+                });
+                let _ = ready_tx.send(Ok((storage.clone(), handle)));
+                tokio::spawn(timer::run(storage, closing_rx));
                 let stop = async move {
                     let _ = stop_rx.await;
                     let _ = closing_tx.send(true);
@@ -135,14 +151,15 @@ pub fn start(config: ServerConfig) -> Result<RunningServer> {
                     listener,
                     tls.map(tokio_rustls::TlsAcceptor::from),
                     router,
+                    thread_ops,
                     stop,
                 )
                 .await;
             });
             runtime.shutdown_timeout(net::SHUTDOWN_GRACE);
         })?;
-    match ready_rx.recv() {
-        Ok(Ok(())) => {}
+    let (storage, handle) = match ready_rx.recv() {
+        Ok(Ok(ready)) => ready,
         Ok(Err(e)) => {
             let _ = thread.join();
             return Err(e);
@@ -151,7 +168,7 @@ pub fn start(config: ServerConfig) -> Result<RunningServer> {
             let _ = thread.join();
             return Err(ServerError::Config("server thread ended at start".into()));
         }
-    }
+    };
     log::info!(
         "crewsafe-server listening on {}://{addr}",
         if config.tls.is_some() {
@@ -164,10 +181,11 @@ pub fn start(config: ServerConfig) -> Result<RunningServer> {
         addr,
         tls: config.tls.is_some(),
         test_faults: config.test_faults,
-        db_path: config.db_path,
+        database: config.database,
         escalate_after: config.escalate_after,
         faults,
         storage,
+        handle,
         watches,
         stop: Some(stop_tx),
         thread: Some(thread),
@@ -192,15 +210,23 @@ impl RunningServer {
         format!("{scheme}://{}", SocketAddr::new(ip, self.addr.port()))
     }
 
-    /// The database file.
-    pub fn db_path(&self) -> &Path {
-        &self.db_path
+    /// The database.
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
+
+    /// The SQLite database file (`None` on PostgreSQL).
+    pub fn db_path(&self) -> Option<&Path> {
+        match &self.database {
+            Database::Sqlite(path) => Some(path),
+            Database::Postgres(_) => None,
+        }
     }
 
     /// Opens a [`ServerStore`] on this server's database (with this server's escalation
     /// time).
     pub fn store(&self) -> Result<ServerStore> {
-        Ok(ServerStore::open(&self.db_path)?.with_escalate_after(self.escalate_after))
+        Ok(ServerStore::connect(&self.database)?.with_escalate_after(self.escalate_after))
     }
 
     /// Status watches (`POST /v1/sos:watch`) waiting right now.
@@ -241,10 +267,13 @@ impl RunningServer {
         let message = validate::dispatch_message(message).map_err(ServerError::InvalidInput)?;
         let mv = storage::Move {
             action,
-            dispatcher: by,
-            message,
+            dispatcher: by.to_string(),
+            message: message.map(str::to_string),
         };
-        match self.storage.advance_sos(id, None, &mv)? {
+        let found = self
+            .handle
+            .block_on(self.storage.advance_sos(id.to_string(), None, mv))?;
+        match found {
             storage::Lookup::Found(s) => Ok(Some(s)),
             storage::Lookup::NotFound => Ok(None),
             storage::Lookup::Ambiguous => Err(ServerError::InvalidInput(
@@ -293,15 +322,17 @@ impl Drop for RunningServer {
     }
 }
 
-/// Enrolls (or re-enrolls, replacing its token) a device in the database at `db_path` and
-/// returns its bearer token: 32 random bytes, base64url without padding. Only the token's
-/// SHA-256 is stored. Safe while the server runs.
+/// Enrolls (or re-enrolls, replacing its token) a device in the SQLite database at `db_path`
+/// and returns its bearer token: 32 random bytes, base64url without padding. Only the token's
+/// SHA-256 is stored. Safe while the server runs. Any database:
+/// [`ServerStore::enroll_device`].
 pub fn enroll_device(db_path: impl AsRef<Path>, device_id: &str) -> Result<String> {
-    storage::enroll_device(db_path.as_ref(), device_id)
+    ServerStore::open(db_path)?.enroll_device(device_id)
 }
 
-/// Enrolls (or re-enrolls, replacing its token) a dispatcher by name and returns its bearer
-/// token. Safe while the server runs.
+/// Enrolls (or re-enrolls, replacing its token) a dispatcher by name in the SQLite database
+/// at `db_path` and returns its bearer token. Safe while the server runs. Any database:
+/// [`ServerStore::enroll_dispatcher`].
 pub fn enroll_dispatcher(db_path: impl AsRef<Path>, name: &str) -> Result<String> {
-    storage::enroll_dispatcher(db_path.as_ref(), name)
+    ServerStore::open(db_path)?.enroll_dispatcher(name)
 }

@@ -8,8 +8,13 @@
 //! crewsafe-server enroll-dispatcher --db server.db --name N              (prints the token)
 //! ```
 //!
-//! When serving, the first line on stdout is `listening on URL` (useful with port 0). Request
-//! logs go to stderr; `CREWSAFE_LOG=debug|info|warn|error|off` sets the level (default info).
+//! Instead of `--db FILE` (SQLite), every command takes `--database-url postgres://…` (or the
+//! environment variable `CREWSAFE_DATABASE_URL`) to use PostgreSQL.
+//!
+//! When serving, the first line on stdout is `listening on URL` (useful with port 0). Logs go
+//! to stderr, one JSON object per line (one per request: request id, route, status, device,
+//! record counts, latency); `CREWSAFE_LOG=debug|info|warn|error|off` sets the level (default
+//! info). Every flag can also be given as an environment variable (`docs/operations.md`).
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -18,7 +23,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use crewsafe_server::{enroll_device, enroll_dispatcher, start, ServerConfig, TlsConfig};
+use crewsafe_server::{start, Database, Limits, ServerConfig, ServerStore, TlsConfig};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -40,57 +45,176 @@ enum Command {
     Serve(ServeArgs),
     /// Enroll or re-enroll a device and print its bearer token.
     EnrollDevice {
-        /// SQLite database file.
-        #[arg(long)]
-        db: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
         /// Device id, as the phone puts it in `crew.device_id`.
         #[arg(long)]
         device_id: String,
     },
     /// Enroll or re-enroll a dispatcher and print its bearer token.
     EnrollDispatcher {
-        /// SQLite database file.
-        #[arg(long)]
-        db: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
         /// Dispatcher name, recorded with every acknowledge and resolve.
         #[arg(long)]
         name: String,
     },
 }
 
+/// The database: an SQLite file or PostgreSQL.
+#[derive(Debug, Args)]
+struct DbArgs {
+    /// SQLite database file (created if missing).
+    #[arg(long, env = "CREWSAFE_DB", conflicts_with = "database_url")]
+    db: Option<PathBuf>,
+    /// PostgreSQL instead of SQLite: `postgres://user:password@host:5432/dbname` or
+    /// `host=… dbname=…` (the schema is created or upgraded at start).
+    #[arg(long, env = "CREWSAFE_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+}
+
+impl DbArgs {
+    fn database(self) -> Result<Database, String> {
+        match (self.db, self.database_url) {
+            (_, Some(url)) => Ok(Database::Postgres(url)),
+            (Some(path), None) => Ok(Database::Sqlite(path)),
+            (None, None) => Err("--db or --database-url is required".into()),
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 struct ServeArgs {
-    /// SQLite database file (created if missing).
-    #[arg(long)]
-    db: Option<PathBuf>,
+    #[command(flatten)]
+    db: DbArgs,
     /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free port).
-    #[arg(long)]
+    #[arg(long, env = "CREWSAFE_LISTEN")]
     listen: Option<SocketAddr>,
     /// PEM certificate chain: serve HTTPS.
-    #[arg(long, requires = "tls_key")]
+    #[arg(long, env = "CREWSAFE_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
     /// PEM private key for --tls-cert.
-    #[arg(long, requires = "tls_cert")]
+    #[arg(long, env = "CREWSAFE_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
-    /// Enable the test fault mode (/test/faults). Never in production.
+    /// Enable the test fault mode (/test/faults). Never in production (no environment
+    /// variable on purpose).
     #[arg(long)]
     test_faults: bool,
     /// Mark an alarm escalated when no dispatcher has acknowledged it this many seconds after
     /// it was raised.
-    #[arg(long, default_value_t = crewsafe_server::DEFAULT_ESCALATE_AFTER.as_secs())]
+    #[arg(long, env = "CREWSAFE_ESCALATE_AFTER_SECS", default_value_t = crewsafe_server::DEFAULT_ESCALATE_AFTER.as_secs())]
     escalate_after_secs: u64,
     /// Length of one lone-worker check-in "minute" in milliseconds. For tests and demos only:
     /// production keeps the default, a real minute.
-    #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "CREWSAFE_CHECK_IN_MINUTE_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
     check_in_minute_ms: u64,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
-/// Writes log lines to stderr; the level is `log::max_level()`.
-struct StderrLogger;
+/// Timeouts, the connection cap and the rate limit ([`Limits`]).
+#[derive(Debug, Args)]
+struct LimitArgs {
+    /// Seconds a client may take to send the request line and headers.
+    #[arg(long, env = "CREWSAFE_HEADER_TIMEOUT_SECS", default_value_t = Limits::default().header_timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout_secs: u64,
+    /// Seconds a client may take to send a request body in total (answered 408 above).
+    #[arg(long, env = "CREWSAFE_BODY_TIMEOUT_SECS", default_value_t = Limits::default().body_timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    body_timeout_secs: u64,
+    /// Longest pause, in seconds, while a client sends a request body (answered 408 above).
+    #[arg(long, env = "CREWSAFE_BODY_IDLE_TIMEOUT_SECS", default_value_t = Limits::default().body_idle_timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    body_idle_timeout_secs: u64,
+    /// Connections served at once; further ones wait in the listen backlog. Keep it below
+    /// the process's file descriptor limit (`ulimit -n`, systemd `LimitNOFILE=`).
+    #[arg(long, env = "CREWSAFE_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: u64,
+    /// Requests per second one device may send in the long run; 0 turns the limit off.
+    #[arg(long, env = "CREWSAFE_DEVICE_RATE", default_value_t = Limits::default().device_rate_per_sec)]
+    device_rate: u32,
+    /// Requests one device may send at once after a quiet spell.
+    #[arg(long, env = "CREWSAFE_DEVICE_BURST", default_value_t = Limits::default().device_burst, value_parser = clap::value_parser!(u32).range(1..))]
+    device_burst: u32,
+    /// Milliseconds /readyz (and /metrics' alarm gauges) wait for the database.
+    #[arg(long, env = "CREWSAFE_READY_TIMEOUT_MS", default_value_t = Limits::default().ready_timeout.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    ready_timeout_ms: u64,
+}
 
-static LOGGER: StderrLogger = StderrLogger;
+impl LimitArgs {
+    fn limits(&self) -> Limits {
+        Limits {
+            header_timeout: Duration::from_secs(self.header_timeout_secs),
+            body_timeout: Duration::from_secs(self.body_timeout_secs),
+            body_idle_timeout: Duration::from_secs(self.body_idle_timeout_secs),
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+            device_rate_per_sec: self.device_rate,
+            device_burst: self.device_burst,
+            ready_timeout: Duration::from_millis(self.ready_timeout_ms),
+        }
+    }
+}
 
-impl log::Log for StderrLogger {
+/// Writes one JSON object per line to stderr: `ts`, `level`, `target`, `msg`, and the
+/// record's key-values (the access log's request id, route, status...). The level is
+/// `log::max_level()`.
+struct JsonLogger;
+
+static LOGGER: JsonLogger = JsonLogger;
+
+/// Collects a record's key-values into a JSON object: numbers and booleans stay numbers
+/// and booleans, absent values (`None`) are left out, anything else becomes a string.
+struct Fields<'a>(&'a mut serde_json::Map<String, serde_json::Value>);
+
+impl<'kvs> log::kv::VisitSource<'kvs> for Fields<'_> {
+    fn visit_pair(
+        &mut self,
+        key: log::kv::Key<'kvs>,
+        value: log::kv::Value<'kvs>,
+    ) -> Result<(), log::kv::Error> {
+        let mut json = Json(None);
+        value.visit(&mut json)?;
+        if let Some(v) = json.0 {
+            self.0.insert(key.as_str().to_string(), v);
+        }
+        Ok(())
+    }
+}
+
+/// One key-value's value as JSON (`None` for an absent one).
+struct Json(Option<serde_json::Value>);
+
+impl<'v> log::kv::VisitValue<'v> for Json {
+    fn visit_any(&mut self, value: log::kv::Value<'_>) -> Result<(), log::kv::Error> {
+        self.0 = Some(value.to_string().into());
+        Ok(())
+    }
+    fn visit_null(&mut self) -> Result<(), log::kv::Error> {
+        self.0 = None;
+        Ok(())
+    }
+    fn visit_u64(&mut self, value: u64) -> Result<(), log::kv::Error> {
+        self.0 = Some(value.into());
+        Ok(())
+    }
+    fn visit_i64(&mut self, value: i64) -> Result<(), log::kv::Error> {
+        self.0 = Some(value.into());
+        Ok(())
+    }
+    fn visit_f64(&mut self, value: f64) -> Result<(), log::kv::Error> {
+        // Milliseconds to the microsecond are plenty.
+        self.0 = Some(((value * 1000.0).round() / 1000.0).into());
+        Ok(())
+    }
+    fn visit_bool(&mut self, value: bool) -> Result<(), log::kv::Error> {
+        self.0 = Some(value.into());
+        Ok(())
+    }
+    fn visit_str(&mut self, value: &str) -> Result<(), log::kv::Error> {
+        self.0 = Some(value.into());
+        Ok(())
+    }
+}
+
+impl log::Log for JsonLogger {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
         metadata.level() <= log::max_level()
             && (metadata.target().starts_with("crewsafe_server")
@@ -98,10 +222,20 @@ impl log::Log for StderrLogger {
     }
 
     fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
-            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-            eprintln!("{now} {:<5} {}", record.level(), record.args());
+        if !self.enabled(record.metadata()) {
+            return;
         }
+        let mut line = serde_json::Map::new();
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        line.insert("ts".into(), now.into());
+        line.insert(
+            "level".into(),
+            record.level().as_str().to_ascii_lowercase().into(),
+        );
+        line.insert("target".into(), record.target().into());
+        line.insert("msg".into(), record.args().to_string().into());
+        let _ = record.key_values().visit(&mut Fields(&mut line));
+        eprintln!("{}", serde_json::Value::Object(line));
     }
 
     fn flush(&self) {}
@@ -122,15 +256,16 @@ fn init_logging() {
 }
 
 fn serve(args: ServeArgs) -> Result<(), String> {
-    let db = args.db.ok_or("--db is required")?;
+    let database = args.db.database()?;
     let listen = args.listen.ok_or("--listen is required")?;
-    let mut config = ServerConfig::new(db, listen);
+    let mut config = ServerConfig::on(database, listen);
     if let (Some(cert_pem), Some(key_pem)) = (args.tls_cert, args.tls_key) {
         config.tls = Some(TlsConfig { cert_pem, key_pem });
     }
     config.test_faults = args.test_faults;
     config.escalate_after = Duration::from_secs(args.escalate_after_secs);
     config.check_in_minute = Duration::from_millis(args.check_in_minute_ms);
+    config.limits = args.limits.limits();
     if config.check_in_minute != crewsafe_server::DEFAULT_CHECK_IN_MINUTE {
         log::warn!(
             "a check-in minute lasts {} ms (for tests and demos only)",
@@ -179,12 +314,18 @@ fn main() -> ExitCode {
     let result = match cli.command {
         None => serve(cli.serve),
         Some(Command::Serve(args)) => serve(args),
-        Some(Command::EnrollDevice { db, device_id }) => enroll_device(&db, &device_id)
-            .map(|token| println!("{token}"))
-            .map_err(|e| e.to_string()),
-        Some(Command::EnrollDispatcher { db, name }) => enroll_dispatcher(&db, &name)
-            .map(|token| println!("{token}"))
-            .map_err(|e| e.to_string()),
+        Some(Command::EnrollDevice { db, device_id }) => db.database().and_then(|db| {
+            ServerStore::connect(&db)
+                .and_then(|s| s.enroll_device(&device_id))
+                .map(|token| println!("{token}"))
+                .map_err(|e| e.to_string())
+        }),
+        Some(Command::EnrollDispatcher { db, name }) => db.database().and_then(|db| {
+            ServerStore::connect(&db)
+                .and_then(|s| s.enroll_dispatcher(&name))
+                .map(|token| println!("{token}"))
+                .map_err(|e| e.to_string())
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

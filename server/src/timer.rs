@@ -5,7 +5,8 @@
 //! It keeps no state of its own: each round reads what is due from the database, so due
 //! check-ins survive a restart (a check-in that fell due while the server was down is raised
 //! in the first round). Between rounds it sleeps until the next due time, or until storage
-//! says a check-in or an alarm arrived, or the server stops.
+//! says a check-in or an alarm arrived (on PostgreSQL: at any instance), or the server stops.
+//! On PostgreSQL every instance runs it; storage makes each round safe against the others.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,19 +26,18 @@ pub(crate) async fn run(storage: Arc<Storage>, mut closing: watch::Receiver<bool
     loop {
         let now = now();
         let prune = tokio::time::Instant::now() >= next_prune;
-        let task_storage = storage.clone();
-        let round = tokio::task::spawn_blocking(move || {
+        let round = async {
             if prune {
-                let pruned = task_storage.prune_events(now)?;
+                let pruned = storage.prune_events(now).await?;
                 if pruned > 0 {
                     log::info!("pruned {pruned} alarm events");
                 }
             }
-            task_storage.run_due(now)
-        })
+            storage.run_due(now).await
+        }
         .await;
         let sleep = match round {
-            Ok(Ok(next)) => {
+            Ok(next) => {
                 if prune {
                     next_prune = tokio::time::Instant::now() + PRUNE_EVERY;
                 }
@@ -49,12 +49,8 @@ pub(crate) async fn run(storage: Arc<Storage>, mut closing: watch::Receiver<bool
                         .min(until_prune)
                 })
             }
-            Ok(Err(e)) => {
-                log::error!("alarm timer: database error: {e}");
-                RETRY_AFTER_ERROR
-            }
             Err(e) => {
-                log::error!("alarm timer: task failed: {e}");
+                log::error!("alarm timer: database error: {e}");
                 RETRY_AFTER_ERROR
             }
         };

@@ -2,9 +2,12 @@
 //!
 //! Content is checked by decoding it into its kind's type, so every enum-valued field
 //! (provider, cancel reason, role, incident kind, severity) is checked against the protocol's
-//! one vocabulary. Reasons name the field that failed and the rule, never the value that was
-//! sent.
+//! one vocabulary. Times (the record's `device_time` and every time in its content) must lie
+//! in a plausible range: not before [`EARLIEST_TIME`] and not more than [`MAX_CLOCK_AHEAD`]
+//! ahead of the server's clock. Reasons name the field that failed and the rule, never the
+//! value that was sent.
 
+use chrono::{DateTime, Utc};
 use crewsafe_protocol::{
     CancelReason, CheckInDoneContent, CheckInExtendContent, CheckInStartContent, Crew,
     IncidentKind, Kind, Location, LocationProvider, ReportContent, Severity, SosCancelContent,
@@ -12,6 +15,15 @@ use crewsafe_protocol::{
     MAX_DISPATCH_MESSAGE_CHARS,
 };
 use serde::de::DeserializeOwned;
+
+/// The earliest time a record may carry: 2000-01-01T00:00:00Z. Earlier times come from a
+/// phone whose clock was never set.
+pub const EARLIEST_TIME: &str = "2000-01-01T00:00:00Z";
+
+/// How far ahead of the server's clock a record's times may be: a phone's clock may be off,
+/// but not by more than a day. Year 9999 would be stored and later printed in a form that is
+/// not RFC 3339.
+pub const MAX_CLOCK_AHEAD: chrono::TimeDelta = chrono::TimeDelta::days(1);
 
 /// Field names of the content types: the only map keys a reason may quote.
 const KNOWN_FIELDS: &[&str] = &[
@@ -61,8 +73,15 @@ pub fn is_uuid(id: &str) -> bool {
 }
 
 /// Checks everything about `record` that does not need the database: id, lane, parent
-/// presence, content shape and ranges, and the crew's device id.
+/// presence, content shape and ranges (times against the server's clock now), and the crew's
+/// device id.
 pub fn validate(record: &WireRecord, device_id: &str) -> Result<(), String> {
+    validate_at(record, device_id, Utc::now())
+}
+
+/// [`validate`] with the server's clock reading `now`.
+fn validate_at(record: &WireRecord, device_id: &str, now: DateTime<Utc>) -> Result<(), String> {
+    let times = Times::new(now);
     if !is_uuid(&record.id) {
         return Err("id: must be a UUID (8-4-4-4-12 hex digits)".into());
     }
@@ -86,23 +105,29 @@ pub fn validate(record: &WireRecord, device_id: &str) -> Result<(), String> {
         Kind::Sos => {
             let c: SosContent = decode(&record.content)?;
             check_crew(&c.crew, device_id)?;
+            times.check(c.raised_at, "content.raised_at")?;
             if let Some(loc) = &c.location {
-                check_location(loc, "content.location")?;
+                check_location(loc, "content.location", &times)?;
             }
         }
         Kind::SosLocation => {
             let c: SosLocationContent = decode(&record.content)?;
-            check_location(&c.location, "content.location")?;
+            times.check(c.recorded_at, "content.recorded_at")?;
+            check_location(&c.location, "content.location", &times)?;
         }
         Kind::SosCancel => {
             // Its reason is a word of the vocabulary, checked by decoding.
-            decode::<SosCancelContent>(&record.content)?;
+            let c: SosCancelContent = decode(&record.content)?;
+            times.check(c.cancelled_at, "content.cancelled_at")?;
         }
         Kind::IncidentReport => {
             let c: ReportContent = decode(&record.content)?;
             check_crew(&c.crew, device_id)?;
+            times.check(c.occurred_at, "content.occurred_at")?;
+            times.check(c.created_at, "content.created_at")?;
+            times.check(c.finalized_at, "content.finalized_at")?;
             if let Some(loc) = &c.location {
-                check_location(loc, "content.location")?;
+                check_location(loc, "content.location", &times)?;
             }
             for (i, w) in c.witnesses.iter().enumerate() {
                 non_empty(&w.name, &format!("content.witnesses[{i}].name"))?;
@@ -113,22 +138,54 @@ pub fn validate(record: &WireRecord, device_id: &str) -> Result<(), String> {
             let c: CheckInStartContent = decode(&record.content)?;
             check_crew(&c.crew, device_id)?;
             check_minutes(c.due_in_minutes, "content.due_in_minutes")?;
+            times.check(c.started_at, "content.started_at")?;
             if let Some(loc) = &c.location {
-                check_location(loc, "content.location")?;
+                check_location(loc, "content.location", &times)?;
             }
         }
         Kind::CheckInExtend => {
             let c: CheckInExtendContent = decode(&record.content)?;
             check_minutes(c.extend_by_minutes, "content.extend_by_minutes")?;
+            times.check(c.extended_at, "content.extended_at")?;
         }
         Kind::CheckInDone => {
             let c: CheckInDoneContent = decode(&record.content)?;
+            times.check(c.done_at, "content.done_at")?;
             if let Some(loc) = &c.location {
-                check_location(loc, "content.location")?;
+                check_location(loc, "content.location", &times)?;
             }
         }
     }
-    Ok(())
+    // Last, so that a record with broken content is refused for its content first.
+    times.check(record.device_time, "device_time")
+}
+
+/// The plausible range of a record's times.
+struct Times {
+    earliest: DateTime<Utc>,
+    latest: DateTime<Utc>,
+}
+
+impl Times {
+    fn new(now: DateTime<Utc>) -> Self {
+        Self {
+            // 2000-01-01: 30 years of 365 days and 7 leap days after 1970-01-01.
+            earliest: DateTime::UNIX_EPOCH + chrono::TimeDelta::days(30 * 365 + 7),
+            latest: now + MAX_CLOCK_AHEAD,
+        }
+    }
+
+    fn check(&self, t: DateTime<Utc>, field: &str) -> Result<(), String> {
+        if t < self.earliest {
+            return Err(format!("{field}: must not be before {EARLIEST_TIME}"));
+        }
+        if t > self.latest {
+            return Err(format!(
+                "{field}: must not be more than one day ahead of the server's clock"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A dispatcher's message for the crew, trimmed: `None` if blank, an error (naming the rule,
@@ -164,7 +221,8 @@ fn check_crew(crew: &Crew, device_id: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_location(loc: &Location, at: &str) -> Result<(), String> {
+fn check_location(loc: &Location, at: &str, times: &Times) -> Result<(), String> {
+    times.check(loc.fixed_at, &format!("{at}.fixed_at"))?;
     if !(loc.latitude.is_finite() && (-90.0..=90.0).contains(&loc.latitude)) {
         return Err(format!("{at}.latitude: must be a number in [-90, 90]"));
     }
@@ -347,6 +405,45 @@ mod tests {
         assert_eq!(
             validate(&rec, "d").unwrap_err(),
             "content.severity: wrong type"
+        );
+    }
+
+    #[test]
+    fn times_outside_the_plausible_range_are_refused() {
+        let now: DateTime<Utc> = "2026-11-30T12:00:00Z".parse().unwrap();
+        let earliest: DateTime<Utc> = EARLIEST_TIME.parse().unwrap();
+        assert_eq!(Times::new(now).earliest, earliest);
+        let crew = json!({"device_id": "d", "crew_id": "c"});
+        let ok = "2026-11-30T11:00:00Z";
+        let at = |raised: &str, device: &str| {
+            let mut rec = sos(json!({"crew": crew, "raised_at": raised}));
+            rec.device_time = device.parse().unwrap();
+            validate_at(&rec, "d", now)
+        };
+        assert_eq!(at(ok, ok), Ok(()));
+        assert_eq!(at("2000-01-01T00:00:00Z", "2026-12-01T12:00:00Z"), Ok(()));
+        assert_eq!(
+            at("1999-12-31T23:59:59Z", ok).unwrap_err(),
+            "content.raised_at: must not be before 2000-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            at("9999-12-31T23:59:59Z", ok).unwrap_err(),
+            "content.raised_at: must not be more than one day ahead of the server's clock"
+        );
+        assert_eq!(
+            at(ok, "2026-12-01T12:00:01Z").unwrap_err(),
+            "device_time: must not be more than one day ahead of the server's clock"
+        );
+        assert_eq!(
+            at(ok, "1970-01-01T00:00:00Z").unwrap_err(),
+            "device_time: must not be before 2000-01-01T00:00:00Z"
+        );
+        let loc = json!({"latitude": 1.0, "longitude": 2.0, "accuracy_m": 3.0,
+                         "provider": "gps", "fixed_at": "1990-01-01T00:00:00Z"});
+        let rec = sos(json!({"crew": crew, "raised_at": ok, "location": loc}));
+        assert_eq!(
+            validate_at(&rec, "d", now).unwrap_err(),
+            "content.location.fixed_at: must not be before 2000-01-01T00:00:00Z"
         );
     }
 

@@ -14,7 +14,7 @@ use common::*;
 use crewsafe_server::protocol::{
     DispatchStatus, SosStatusResponse, MAX_DISPATCH_MESSAGE_CHARS, MAX_STATUS_IDS,
 };
-use crewsafe_server::{enroll_device, ServerConfig};
+use crewsafe_server::ServerConfig;
 use serde_json::json;
 
 fn plain(c: ServerConfig) -> ServerConfig {
@@ -55,7 +55,7 @@ fn a_watch_answers_at_once_when_a_status_differs() {
 
     // Unknown ids and ids of other devices are never news; the same status at the same
     // millisecond is not news: the wait ends empty.
-    let other = enroll_device(&l.db, "other-phone").unwrap();
+    let other = l.enroll_device("other-phone");
     let theirs = sos_for("other-phone");
     l.send_as(&other, std::slice::from_ref(&theirs));
     let started = Instant::now();
@@ -241,7 +241,7 @@ fn five_hundred_phones_watch_at_once_and_each_hears_its_acknowledge() {
     let mut phones = Vec::with_capacity(PHONES);
     for i in 0..PHONES {
         let device = format!("phone-{i}");
-        let token = enroll_device(&l.db, &device).unwrap();
+        let token = l.enroll_device(&device);
         let alarm = sos_for(&device);
         let id = id_of(&alarm);
         l.send_as(&token, &[alarm]);

@@ -2,7 +2,7 @@
 //! optional [`DispatchAction`] body carrying a message for the crew.
 
 use axum::body::Body;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -42,7 +42,7 @@ pub(super) async fn dispatch_list(
 ) -> Result<Response, ApiError> {
     auth_dispatcher(&state, &headers).await?;
     let Query(q) = query.map_err(query_error)?;
-    let sos = db(&state, move |s| s.dispatch_list(q.status, q.alarm)).await?;
+    let sos = db(state.storage.dispatch_list(q.status, q.alarm)).await?;
     Ok(json_response(&DispatchSosList { sos }))
 }
 
@@ -61,23 +61,22 @@ fn action(bytes: &[u8]) -> Result<Option<String>, ApiError> {
 async fn advance(
     state: AppState,
     headers: HeaderMap,
-    id: String,
+    id: Result<Path<String>, PathRejection>,
     query: Result<Query<DeviceQuery>, QueryRejection>,
     body: Body,
     action_kind: Advance,
 ) -> Result<Response, ApiError> {
     let dispatcher = auth_dispatcher(&state, &headers).await?;
+    // E.g. percent-encoded bytes that are not UTF-8: refused after authentication, as JSON.
+    let Path(id) = id.map_err(|_| ApiError::malformed("invalid alarm id in the path"))?;
     let Query(q) = query.map_err(query_error)?;
-    let message = action(&read_body(&headers, body, MAX_ACTION_BYTES).await?)?;
-    let found: Lookup<DispatchSos> = db(&state, move |s| {
-        let mv = Move {
-            action: action_kind,
-            dispatcher: &dispatcher,
-            message: message.as_deref(),
-        };
-        s.advance_sos(&id, q.device_id.as_deref(), &mv)
-    })
-    .await?;
+    let message = action(&read_body(&state, &headers, body, MAX_ACTION_BYTES).await?)?;
+    let mv = Move {
+        action: action_kind,
+        dispatcher,
+        message,
+    };
+    let found: Lookup<DispatchSos> = db(state.storage.advance_sos(id, q.device_id, mv)).await?;
     match found {
         Lookup::Found(sos) => Ok(json_response(&sos)),
         Lookup::NotFound => Err(ApiError::new(
@@ -96,7 +95,7 @@ async fn advance(
 pub(super) async fn acknowledge(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     query: Result<Query<DeviceQuery>, QueryRejection>,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -106,7 +105,7 @@ pub(super) async fn acknowledge(
 pub(super) async fn resolve(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     query: Result<Query<DeviceQuery>, QueryRejection>,
     body: Body,
 ) -> Result<Response, ApiError> {

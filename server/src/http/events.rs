@@ -31,6 +31,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use super::error::ApiError;
 use super::{auth_dispatcher, db, server_closing, AppState};
 use crate::hub::AlarmEvent;
+use crate::ops::Gauged;
 use crate::storage::{now, AlarmChange};
 
 /// Silence after which a keep-alive comment is sent.
@@ -69,6 +70,8 @@ struct Feed {
     last_sent: i64,
     first: Option<String>,
     keep_alive: tokio::time::Interval,
+    /// Counts this stream in the open event streams gauge while it lives.
+    _open: Gauged,
 }
 
 impl Feed {
@@ -90,7 +93,7 @@ impl Feed {
                         let after = self.last_sent;
                         // On a database error the stream ends; the client reconnects with its
                         // Last-Event-ID and loses nothing.
-                        let changes = db(&self.state, move |s| s.changes_after(after)).await.ok()?;
+                        let changes = db(self.state.storage.changes_after(after)).await.ok()?;
                         let Some(last) = changes.last() else { continue };
                         self.last_sent = last.event_id;
                         self.keep_alive.reset();
@@ -111,19 +114,21 @@ pub(super) async fn events(
     // Subscribed before the first read: nothing committed after it is missed.
     let events = state.storage.hub().subscribe();
     let (changes, covered) = match last_event_id(&headers) {
-        None => db(&state, |s| s.event_snapshot(now())).await?,
+        None => db(state.storage.event_snapshot(now())).await?,
         Some(after) => {
-            let changes = db(&state, move |s| s.changes_after(after)).await?;
+            let changes = db(state.storage.changes_after(after)).await?;
             let last = changes.last().map_or(after, |c| c.event_id);
             (changes, last)
         }
     };
+    let open = Gauged::new(state.ops.clone(), |m| &m.event_streams);
     let feed = Feed {
         state,
         events,
         last_sent: covered,
         first: Some(format!("{OPENING}{}", format(&changes))),
         keep_alive: tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE),
+        _open: open,
     };
     let body = Body::from_stream(futures_util::stream::unfold(feed, Feed::next));
     let mut resp = body.into_response();

@@ -2,6 +2,7 @@
 //! status poll.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -16,6 +17,7 @@ use crewsafe_protocol::{
 
 use super::error::{json_error, ApiError};
 use super::{auth_device, db, json_response, read_body, AppState, ConnKill, RecordCount};
+use crate::ops::{Outcomes, RequestContext};
 
 /// What to do with a committed batch answer.
 enum Delivery {
@@ -32,7 +34,7 @@ pub(super) async fn batch(
 ) -> Result<Response, ApiError> {
     state.faults.count_batch_request();
     let device = auth_device(&state, &headers).await?;
-    let bytes = read_body(&headers, body, MAX_BODY_BYTES).await?;
+    let bytes = read_body(&state, &headers, body, MAX_BODY_BYTES).await?;
     let fault = if state.test_faults {
         state.faults.next()
     } else {
@@ -77,7 +79,8 @@ pub(super) async fn batch(
     };
     // From here on the batch is processed to the end even if the client goes away.
     let task_state = state.clone();
-    let work = tokio::spawn(async move {
+    let ctx = RequestContext::current();
+    let work = tokio::spawn(ctx.scope_owned(async move {
         if let Some(d) = delay {
             tokio::time::sleep(d).await;
         }
@@ -92,13 +95,14 @@ pub(super) async fn batch(
             records.truncate(n);
         }
         let count = records.len();
-        let results = db(&task_state, move |s| {
-            s.process_batch(&device, &records, &reject_ids)
-        })
+        let results = db(task_state
+            .storage
+            .process_batch(device, records, reject_ids))
         .await?;
         Ok::<_, ApiError>((count, BatchResponse { results }))
-    });
+    }));
     let (count, answer) = work.await.map_err(|_| ApiError::internal())??;
+    let outcomes = Outcomes::of(answer.results.iter().map(|r| &r.status));
     let body = serde_json::to_vec(&answer).map_err(|_| ApiError::internal())?;
     let mut resp = match delivery {
         Delivery::Normal => (
@@ -124,7 +128,7 @@ pub(super) async fn batch(
             aborted_body(half)
         }
     };
-    resp.extensions_mut().insert(RecordCount(count));
+    resp.extensions_mut().insert(RecordCount(outcomes));
     Ok(resp)
 }
 
@@ -161,7 +165,7 @@ pub(super) async fn sos_status(
     body: Body,
 ) -> Result<Response, ApiError> {
     let device = auth_device(&state, &headers).await?;
-    let bytes = read_body(&headers, body, MAX_BODY_BYTES).await?;
+    let bytes = read_body(&state, &headers, body, MAX_BODY_BYTES).await?;
     let req: SosStatusRequest =
         serde_json::from_slice(&bytes).map_err(|e| ApiError::malformed(json_error(&e)))?;
     if req.protocol != PROTOCOL_VERSION {
@@ -172,6 +176,6 @@ pub(super) async fn sos_status(
             "a status query may name at most {MAX_BATCH_RECORDS} ids"
         )));
     }
-    let statuses = db(&state, move |s| s.sos_statuses(&device, &req.ids)).await?;
+    let statuses = db(state.storage.sos_statuses(device, Arc::new(req.ids))).await?;
     Ok(json_response(&SosStatusResponse { statuses }))
 }

@@ -23,7 +23,7 @@ pub(super) async fn post(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let bytes = read_body(&headers, body, MAX_FAULTS_BODY).await?;
+    let bytes = read_body(&state, &headers, body, MAX_FAULTS_BODY).await?;
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum OneOrMany {

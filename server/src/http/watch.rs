@@ -59,7 +59,7 @@ pub(super) async fn watch(
     body: Body,
 ) -> Result<Response, ApiError> {
     let device = Arc::new(auth_device(&state, &headers).await?);
-    let bytes = read_body(&headers, body, MAX_WATCH_BYTES).await?;
+    let bytes = read_body(&state, &headers, body, MAX_WATCH_BYTES).await?;
     let req = decode_sos_watch_request(&bytes).map_err(ApiError::decode)?;
     if req.known.len() > MAX_STATUS_IDS {
         return Err(ApiError::malformed(format!(
@@ -80,8 +80,7 @@ pub(super) async fn watch(
     let by_id: HashMap<&str, &KnownStatus> = known.iter().map(|k| (k.id.as_str(), k)).collect();
     let answer = |statuses| json_response(&SosStatusResponse { statuses });
     loop {
-        let (device_ids, ids) = (device.clone(), ids.clone());
-        let now = db(&state, move |s| s.sos_statuses(&device_ids, &ids)).await?;
+        let now = db(state.storage.sos_statuses(device.to_string(), ids.clone())).await?;
         let news: Vec<SosStatus> = now
             .into_iter()
             .filter(|s| by_id.get(s.id.as_str()).is_some_and(|k| differs(k, s)))

@@ -4,7 +4,7 @@
 //! - a start is due at its receive time plus `due_in_minutes` check-in minutes;
 //! - an extension received while the check-in runs moves the due time by its minutes;
 //! - a closing record (`check_in_done`) received in time closes it: no alarm, ever;
-//! - at the due time the timer ([`raise_due`]) raises the missed check-in alarm: an
+//! - at the due time the timer raises the missed check-in alarm: an
 //!   `sos_status` row keyed by the start's seq, `delivered`;
 //! - a closing record received after the due time closes it late: the alarm (raised then, if
 //!   the timer had not yet) is resolved by [`CHECK_IN_RESOLVER`] unless a dispatcher already
@@ -12,134 +12,36 @@
 //!
 //! Only the first closing record counts; later ones, and extensions after the close or the
 //! alarm, change nothing.
+//!
+//! This file holds the timing both backends compute; `sqlite/check_ins.rs` and
+//! `postgres/timer.rs` run the statements.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use crewsafe_protocol::DispatchStatus;
-use rusqlite::{params, Connection, OptionalExtension as _};
 
-use super::column::{after, fmt_time, parse_time};
-use super::events;
-use crate::error::Result;
-use crate::hub::AlarmEvent;
+use super::column::after;
 
 /// The `resolved_by` of a missed check-in alarm that the crew's late check-in resolved.
 pub const CHECK_IN_RESOLVER: &str = "check-in";
 
-/// `minutes` check-in minutes.
-fn minutes(n: u32, minute: Duration) -> Duration {
+/// `n` check-in minutes of `minute` each.
+pub(crate) fn minutes(n: u32, minute: Duration) -> Duration {
     minute.saturating_mul(n)
 }
 
-/// Records a start received at `received_at`.
-pub(crate) fn started(
-    conn: &Connection,
-    seq: i64,
-    received_at: DateTime<Utc>,
-    due_in: u32,
-    minute: Duration,
-) -> Result<()> {
-    let due = after(received_at, minutes(due_in, minute));
-    conn.prepare_cached("INSERT INTO check_ins (seq, due_at) VALUES (?1, ?2)")?
-        .execute(params![seq, fmt_time(due)])?;
-    Ok(())
+/// When a check-in received at `received_at` and due in `due_in` minutes falls due.
+pub(crate) fn due_at(received_at: DateTime<Utc>, due_in: u32, minute: Duration) -> DateTime<Utc> {
+    after(received_at, minutes(due_in, minute))
 }
 
-/// Moves a running check-in's due time by `by` minutes.
-pub(crate) fn extended(conn: &Connection, seq: i64, by: u32, minute: Duration) -> Result<()> {
-    let due: Option<String> = conn
-        .prepare_cached(
-            "SELECT due_at FROM check_ins
-             WHERE seq = ?1 AND done_seq IS NULL AND missed_at IS NULL",
-        )?
-        .query_row([seq], |r| r.get(0))
-        .optional()?;
-    if let Some(due) = due {
-        let due = after(parse_time(&due)?, minutes(by, minute));
-        conn.prepare_cached("UPDATE check_ins SET due_at = ?2 WHERE seq = ?1")?
-            .execute(params![seq, fmt_time(due)])?;
-    }
-    Ok(())
+/// A running check-in's due time moved by `by` minutes.
+pub(crate) fn extended(due: DateTime<Utc>, by: u32, minute: Duration) -> DateTime<Utc> {
+    after(due, minutes(by, minute))
 }
 
-/// Raises the missed check-in alarm of the start `seq` at `at`.
-fn raise(conn: &Connection, seq: i64, device_id: &str, at: DateTime<Utc>) -> Result<AlarmEvent> {
-    let at_str = fmt_time(at);
-    conn.prepare_cached(
-        "INSERT INTO sos_status (seq, status, delivered_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
-    )?
-    .execute(params![seq, DispatchStatus::Delivered, at_str])?;
-    conn.prepare_cached("UPDATE check_ins SET missed_at = ?2 WHERE seq = ?1")?
-        .execute(params![seq, at_str])?;
-    events::log(conn, seq, device_id, at)
-}
-
-/// Closes the check-in `seq` of `device_id` with the record `done_seq` received at
-/// `received_at`; the events of a late close.
-pub(crate) fn done(
-    conn: &Connection,
-    seq: i64,
-    device_id: &str,
-    done_seq: i64,
-    received_at: DateTime<Utc>,
-) -> Result<Vec<AlarmEvent>> {
-    let row: Option<(String, Option<i64>, Option<String>)> = conn
-        .prepare_cached("SELECT due_at, done_seq, missed_at FROM check_ins WHERE seq = ?1")?
-        .query_row([seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()?;
-    let Some((due_at, None, missed_at)) = row else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::new();
-    let late = missed_at.is_some() || received_at >= parse_time(&due_at)?;
-    if missed_at.is_none() && late {
-        // Due, but the timer has not run yet: the alarm is raised now, and resolved below.
-        out.push(raise(conn, seq, device_id, received_at)?);
-    }
-    let at = fmt_time(received_at);
-    conn.prepare_cached(
-        "UPDATE check_ins SET done_seq = ?2, done_received_at = ?3 WHERE seq = ?1",
-    )?
-    .execute(params![seq, done_seq, at])?;
-    if late {
-        conn.prepare_cached(
-            "UPDATE sos_status SET status = ?2, resolved_at = ?3, resolved_by = ?4, updated_at = ?3
-             WHERE seq = ?1 AND status <> ?2",
-        )?
-        .execute(params![
-            seq,
-            DispatchStatus::Resolved,
-            at,
-            CHECK_IN_RESOLVER
-        ])?;
-        out.push(events::log(conn, seq, device_id, received_at)?);
-    }
-    Ok(out)
-}
-
-/// Raises the alarm of every running check-in due by `now`; returns their events and the
-/// next due time of those still running.
-pub(crate) fn raise_due(
-    conn: &Connection,
-    now: DateTime<Utc>,
-) -> Result<(Vec<AlarmEvent>, Option<DateTime<Utc>>)> {
-    let open: Vec<(i64, String, String)> = conn
-        .prepare_cached(
-            "SELECT c.seq, c.due_at, r.device_id FROM check_ins c JOIN records r ON r.seq = c.seq
-             WHERE c.done_seq IS NULL AND c.missed_at IS NULL",
-        )?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut raised = Vec::new();
-    let mut next: Option<DateTime<Utc>> = None;
-    for (seq, due, device_id) in open {
-        let due = parse_time(&due)?;
-        if due <= now {
-            raised.push(raise(conn, seq, &device_id, now)?);
-        } else if next.is_none_or(|n| due < n) {
-            next = Some(due);
-        }
-    }
-    Ok((raised, next))
+/// Whether a closing record received at `received_at` is late: the alarm was raised already,
+/// or the check-in is due.
+pub(crate) fn is_late(missed: bool, received_at: DateTime<Utc>, due: DateTime<Utc>) -> bool {
+    missed || received_at >= due
 }

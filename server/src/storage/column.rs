@@ -1,7 +1,8 @@
-//! How values that have no SQL type of their own sit in columns: times as RFC 3339 text in
-//! UTC (microseconds, `Z`), hashes as SHA-256 blobs. The one exception is `alarm_events.at_ms`,
-//! Unix milliseconds, a time only compared in SQL and never shown (RFC 3339 text of varying
-//! precision does not sort). Vocabulary words (kind, lane, dispatch
+//! The server clock and time arithmetic, and how values that have no SQL type of their own
+//! sit in SQLite columns: times as RFC 3339 text in UTC (microseconds, `Z`), hashes as
+//! SHA-256 blobs (PostgreSQL has `timestamptz` and `bytea`). The one exception is SQLite's
+//! `alarm_events.at_ms`, Unix milliseconds, a time only compared in SQL and never shown
+//! (RFC 3339 text of varying precision does not sort). Vocabulary words (kind, lane, dispatch
 //! status) need nothing here: the protocol enums bind and read themselves.
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -42,6 +43,14 @@ pub(crate) fn after(t: DateTime<Utc>, d: std::time::Duration) -> DateTime<Utc> {
         .ok()
         .and_then(|d| t.checked_add_signed(d))
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// `t` minus a standard duration (saturating at the start of time chrono knows).
+pub(crate) fn before(t: DateTime<Utc>, d: std::time::Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_sub_signed(d))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// SHA-256 of `bytes`, as the hash columns hold it.

@@ -1,21 +1,13 @@
-//! Dispatch state of alarms: the statuses devices poll and watch, finding an alarm by id, the
-//! dispatcher list, and the dispatcher moves `delivered` → `acknowledged` → `resolved`, which
-//! never go backwards, each with an optional message for the crew. Every change is logged as
-//! an alarm event in its transaction.
+//! Dispatch state of alarms, the part both backends share: finding an alarm by id, and the
+//! dispatcher moves `delivered` → `acknowledged` → `resolved`, which never go backwards, each
+//! with an optional message for the crew. Repeating a move changes nothing, except that a new
+//! message replaces the old one. Every change is logged as an alarm event in its transaction
+//! (`sqlite/dispatch.rs`, `postgres/dispatch.rs`).
 
-use std::collections::HashSet;
-use std::time::Duration;
-
-use crewsafe_protocol::{AlarmKind, DispatchSos, DispatchStatus, SosStatus};
-use rusqlite::{params, Connection, OptionalExtension as _, Transaction, TransactionBehavior};
-
-use super::column::{fmt_time, now, parse_opt_time, parse_time};
-use super::events;
-use super::view::{alarm_view, kind_of};
-use crate::error::Result;
-use crate::hub::AlarmEvent;
+use crewsafe_protocol::DispatchStatus;
 
 /// Outcome of looking an alarm up by id alone.
+#[derive(Debug)]
 pub(crate) enum Lookup<T> {
     /// Exactly one match.
     Found(T),
@@ -23,6 +15,18 @@ pub(crate) enum Lookup<T> {
     NotFound,
     /// Several devices sent an alarm with this id; name the device.
     Ambiguous,
+}
+
+impl<T> Lookup<T> {
+    /// The lookup of at most two matches.
+    pub(crate) fn of(found: Vec<T>) -> Self {
+        let mut found = found.into_iter();
+        match (found.next(), found.next()) {
+            (None, _) => Lookup::NotFound,
+            (Some(one), None) => Lookup::Found(one),
+            (Some(_), Some(_)) => Lookup::Ambiguous,
+        }
+    }
 }
 
 /// A dispatcher's move of an alarm.
@@ -34,204 +38,74 @@ pub(crate) enum Advance {
     Resolve,
 }
 
-/// Statuses of those `ids` that are alarms of `device_id`, in request order, each once.
-pub(crate) fn sos_statuses(
-    conn: &Connection,
-    device_id: &str,
-    ids: &[String],
-) -> Result<Vec<SosStatus>> {
-    type Row = (
-        DispatchStatus,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    );
-    let mut stmt = conn.prepare_cached(
-        "SELECT s.status, s.updated_at, s.acknowledged_at, s.acknowledged_by, s.resolved_at,
-                s.message
-         FROM records r JOIN sos_status s ON s.seq = r.seq
-         WHERE r.device_id = ?1 AND r.record_id = ?2",
-    )?;
-    let mut seen = HashSet::new();
-    let mut out = Vec::new();
-    for id in ids {
-        if !seen.insert(id.as_str()) {
-            continue;
-        }
-        let row: Option<Row> = stmt
-            .query_row(params![device_id, id.to_ascii_lowercase()], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
-            })
-            .optional()?;
-        if let Some((status, updated_at, ack_at, ack_by, res_at, message)) = row {
-            out.push(SosStatus {
-                id: id.clone(),
-                status,
-                updated_at: parse_time(&updated_at)?,
-                acknowledged_at: parse_opt_time(ack_at)?,
-                acknowledged_by: ack_by,
-                resolved_at: parse_opt_time(res_at)?,
-                message,
-            });
-        }
-    }
-    Ok(out)
-}
-
-/// The alarm `id` (of `device`, when given): its seq and device.
-pub(crate) fn find_alarm(
-    conn: &Connection,
-    id: &str,
-    device: Option<&str>,
-) -> Result<Lookup<(i64, String)>> {
-    // With a device the records key finds it; by id alone the alarm rows are scanned.
-    let (sql, params): (&str, Vec<&dyn rusqlite::ToSql>) = match &device {
-        Some(device) => (
-            "SELECT s.seq, r.device_id FROM records r JOIN sos_status s ON s.seq = r.seq
-             WHERE r.record_id = ?1 AND r.device_id = ?2",
-            vec![&id, device],
-        ),
-        None => (
-            "SELECT s.seq, r.device_id FROM sos_status s JOIN records r ON r.seq = s.seq
-             WHERE r.record_id = ?1 LIMIT 2",
-            vec![&id],
-        ),
-    };
-    let found: Vec<(i64, String)> = conn
-        .prepare_cached(sql)?
-        .query_map(params.as_slice(), |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(match found.len() {
-        0 => Lookup::NotFound,
-        1 => Lookup::Found(found.into_iter().next().unwrap_or_default()),
-        _ => Lookup::Ambiguous,
-    })
-}
-
-/// The seq of the first received alarm with this id, whichever device sent it.
-pub(crate) fn first_alarm(conn: &Connection, id: &str) -> Result<Option<i64>> {
-    Ok(conn
-        .query_row(
-            "SELECT s.seq FROM sos_status s JOIN records r ON r.seq = s.seq
-             WHERE r.record_id = ?1 ORDER BY s.seq LIMIT 1",
-            [id.to_ascii_lowercase()],
-            |r| r.get(0),
-        )
-        .optional()?)
-}
-
-/// All alarms (optionally only those with `status`, of `alarm` kind) in receive order.
-pub(crate) fn dispatch_list(
-    conn: &Connection,
-    status: Option<DispatchStatus>,
-    alarm: Option<AlarmKind>,
-    escalate_after: Duration,
-) -> Result<Vec<DispatchSos>> {
-    let seqs: Vec<i64> = conn
-        .prepare_cached(
-            "SELECT s.seq FROM sos_status s JOIN records r ON r.seq = s.seq
-             WHERE (?1 IS NULL OR s.status = ?1) AND (?2 IS NULL OR r.kind = ?2)
-             ORDER BY s.seq",
-        )?
-        .query_map(params![status, alarm.map(kind_of)], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut out = Vec::with_capacity(seqs.len());
-    for seq in seqs {
-        if let Some(sos) = alarm_view(conn, seq, escalate_after)? {
-            out.push(sos);
-        }
-    }
-    Ok(out)
-}
-
 /// A dispatcher's move: which, by whom, with what message for the crew.
-pub(crate) struct Move<'a> {
+#[derive(Debug, Clone)]
+pub(crate) struct Move {
     pub(crate) action: Advance,
-    pub(crate) dispatcher: &'a str,
-    pub(crate) message: Option<&'a str>,
+    pub(crate) dispatcher: String,
+    pub(crate) message: Option<String>,
 }
 
-/// Moves alarm `id` forward (never backwards) and returns its new view and the event of the
-/// change. Repeating a move changes nothing, except that a new message replaces the old one.
-pub(crate) fn advance_sos(
-    conn: &Connection,
-    id: &str,
-    device: Option<&str>,
-    mv: &Move<'_>,
-    escalate_after: Duration,
-) -> Result<(Lookup<DispatchSos>, Option<AlarmEvent>)> {
-    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-    // Ids are stored in their canonical, lower-case form.
-    let (seq, device_id) = match find_alarm(&tx, &id.to_ascii_lowercase(), device)? {
-        Lookup::Found(found) => found,
-        Lookup::NotFound => return Ok((Lookup::NotFound, None)),
-        Lookup::Ambiguous => return Ok((Lookup::Ambiguous, None)),
-    };
-    let (status, message): (DispatchStatus, Option<String>) = tx.query_row(
-        "SELECT status, message FROM sos_status WHERE seq = ?1",
-        [seq],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    let new_message = mv.message.filter(|m| message.as_deref() != Some(*m));
-    let at = now();
-    let at_str = fmt_time(at);
-    let changed = match (mv.action, status) {
-        (Advance::Acknowledge, DispatchStatus::Delivered) => tx.execute(
-            "UPDATE sos_status
-             SET status = ?2, acknowledged_at = ?3, acknowledged_by = ?4, updated_at = ?3,
-                 message = COALESCE(?5, message)
-             WHERE seq = ?1",
-            params![
-                seq,
-                DispatchStatus::Acknowledged,
-                at_str,
-                mv.dispatcher,
-                mv.message
-            ],
-        )?,
-        (Advance::Resolve, DispatchStatus::Delivered | DispatchStatus::Acknowledged) => tx
-            .execute(
-                "UPDATE sos_status
-                 SET status = ?2,
-                     acknowledged_at = COALESCE(acknowledged_at, ?3),
-                     acknowledged_by = COALESCE(acknowledged_by, ?4),
-                     resolved_at = ?3, resolved_by = ?4, updated_at = ?3,
-                     message = COALESCE(?5, message)
-                 WHERE seq = ?1",
-                params![
-                    seq,
-                    DispatchStatus::Resolved,
-                    at_str,
-                    mv.dispatcher,
-                    mv.message
-                ],
-            )?,
-        // Acknowledging a resolved alarm changes nothing; repeating a move may only bring a
-        // new message.
-        (Advance::Acknowledge, DispatchStatus::Resolved) => 0,
-        _ => match new_message {
-            Some(m) => tx.execute(
-                "UPDATE sos_status SET message = ?2, updated_at = ?3 WHERE seq = ?1",
-                params![seq, m, at_str],
-            )?,
-            None => 0,
-        },
-    };
-    let event = if changed > 0 {
-        Some(events::log(&tx, seq, &device_id, at)?)
-    } else {
-        None
-    };
-    let view = alarm_view(&tx, seq, escalate_after)?;
-    tx.commit()?;
-    Ok((view.map_or(Lookup::NotFound, Lookup::Found), event))
+/// What a move does to an alarm in a given state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// delivered → acknowledged (with the move's message, if any).
+    Acknowledge,
+    /// → resolved (with the move's message, if any); acknowledged too if it was not.
+    Resolve,
+    /// Only the message changes.
+    Message,
+    /// Nothing changes.
+    Nothing,
+}
+
+impl Move {
+    /// What this move does to an alarm with `status` and the stored `message`.
+    pub(crate) fn change(&self, status: DispatchStatus, message: Option<&str>) -> Change {
+        let new_message = self.message.as_deref().is_some_and(|m| message != Some(m));
+        match (self.action, status) {
+            (Advance::Acknowledge, DispatchStatus::Delivered) => Change::Acknowledge,
+            (Advance::Resolve, DispatchStatus::Delivered | DispatchStatus::Acknowledged) => {
+                Change::Resolve
+            }
+            // Acknowledging a resolved alarm changes nothing; repeating a move may only bring
+            // a new message.
+            (Advance::Acknowledge, DispatchStatus::Resolved) => Change::Nothing,
+            _ if new_message => Change::Message,
+            _ => Change::Nothing,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moves_never_go_back_and_a_repeat_only_brings_a_new_message() {
+        let mv = |action, message: Option<&str>| Move {
+            action,
+            dispatcher: "desk".into(),
+            message: message.map(str::to_string),
+        };
+        use DispatchStatus::*;
+        let ack = mv(Advance::Acknowledge, Some("on our way"));
+        assert_eq!(ack.change(Delivered, None), Change::Acknowledge);
+        assert_eq!(
+            ack.change(Acknowledged, Some("on our way")),
+            Change::Nothing
+        );
+        assert_eq!(ack.change(Acknowledged, Some("wait")), Change::Message);
+        assert_eq!(ack.change(Resolved, None), Change::Nothing);
+        let resolve = mv(Advance::Resolve, None);
+        assert_eq!(resolve.change(Delivered, None), Change::Resolve);
+        assert_eq!(resolve.change(Acknowledged, None), Change::Resolve);
+        assert_eq!(resolve.change(Resolved, Some("x")), Change::Nothing);
+        assert_eq!(
+            mv(Advance::Resolve, Some("y")).change(Resolved, Some("x")),
+            Change::Message
+        );
+        assert!(matches!(Lookup::of(vec![1, 2]), Lookup::Ambiguous));
+        assert!(matches!(Lookup::<i32>::of(vec![]), Lookup::NotFound));
+    }
 }

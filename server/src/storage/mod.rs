@@ -1,39 +1,41 @@
 //! The server's storage: every SQL statement of the crate lives under this module, behind
 //! [`Storage`] (the running server's handle), [`ServerStore`] (reads for tests and demos) and
-//! the enrollment functions. One SQLite file holds:
+//! the enrollment functions. Two backends hold the same tables and follow the same rules:
 //!
-//! - `devices`, `dispatchers`: who may upload or dispatch, by the SHA-256 of their token;
-//! - `records`: every accepted record in canonical JSON, never updated or deleted, keyed by
-//!   `(device_id, record_id)` (the permanent dedupe key) and numbered by `seq`;
-//! - `sos_status`: one row per alarm (keyed by its record's `seq`: an SOS, or the
-//!   `check_in_start` of a missed check-in) with its dispatch status, message and escalation;
-//! - `check_ins`: the server-side timing of each lone-worker check-in;
-//! - `alarm_events`: the log of alarm changes, for the dispatcher event stream.
+//! - `sqlite/`: one SQLite file, the embedded default (tests, demos, small sites); one
+//!   server process;
+//! - `postgres/`: a PostgreSQL database that several server processes share.
 //!
-//! Kind, lane and dispatch status columns hold the protocol's words, bound and read as the
-//! protocol enums. [`Storage`] publishes the events of every commit to the hub after it.
+//! The files directly here hold what both share, without SQL: the intake steps and answers
+//! (`intake.rs`), the dispatcher moves (`dispatch.rs`), check-in timing (`check_ins.rs`),
+//! building an alarm's view from its rows (`view.rs`), the event log's rules (`events.rs`),
+//! tokens (`auth.rs`) and times (`column.rs`).
+//!
+//! [`Storage`] runs SQLite's blocking calls on tokio's blocking pool and publishes the events
+//! of every commit to the hub right after it; on PostgreSQL the events reach the hub of every
+//! instance through `LISTEN`/`NOTIFY` (`postgres/listen.rs`). Writes run to completion even
+//! if the request that asked for them goes away.
 
 mod auth;
 mod check_ins;
 mod column;
 mod dispatch;
-mod escalation;
 mod events;
 mod intake;
+mod postgres;
 mod read;
-mod schema;
+mod sqlite;
+mod stored;
 mod view;
 
 use std::collections::HashSet;
-use std::path::Path;
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use crewsafe_protocol::{
     AlarmKind, DispatchSos, DispatchStatus, ItemResult, SosStatus, WireRecord,
 };
-use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::Notify;
 
 pub use check_ins::CHECK_IN_RESOLVER;
@@ -41,10 +43,14 @@ pub(crate) use column::now;
 pub(crate) use dispatch::{Advance, Lookup, Move};
 pub(crate) use events::AlarmChange;
 pub use intake::POISON_REASON;
-pub use read::{ServerStore, StoredRecord, StoredSosState};
+pub use read::ServerStore;
+pub use stored::{StoredRecord, StoredSosState};
 
-use crate::error::Result;
+use crate::config::Database;
+use crate::error::{Result, ServerError};
 use crate::hub::Hub;
+use postgres::Postgres;
+use sqlite::Sqlite;
 
 /// The timings storage applies (from [`crate::ServerConfig`]).
 #[derive(Debug, Clone, Copy)]
@@ -55,13 +61,17 @@ pub(crate) struct Timings {
     pub(crate) check_in_minute: Duration,
 }
 
-/// The running server's storage: one connection shared by the blocking tasks, so operations
-/// are serialized (one writer at a time).
+/// The running server's storage.
 pub(crate) struct Storage {
-    conn: Mutex<Connection>,
+    backend: Backend,
     timings: Timings,
     hub: Hub,
-    timer_wake: Notify,
+    timer_wake: Arc<Notify>,
+}
+
+enum Backend {
+    Sqlite(Arc<Sqlite>),
+    Postgres(Postgres),
 }
 
 impl std::fmt::Debug for Storage {
@@ -70,20 +80,44 @@ impl std::fmt::Debug for Storage {
     }
 }
 
+/// Runs a blocking SQLite call on the blocking pool (to completion, whatever the caller does).
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ServerError::Internal(format!("database task failed: {e}")))?
+}
+
+/// Runs a PostgreSQL write as its own task (to completion, whatever the caller does).
+async fn detached<T: Send + 'static>(
+    f: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    tokio::spawn(f)
+        .await
+        .map_err(|e| ServerError::Internal(format!("database task failed: {e}")))?
+}
+
 impl Storage {
-    /// Opens (creating or upgrading) the database at `path`.
-    pub(crate) fn open(path: &Path, timings: Timings, hub: Hub) -> Result<Self> {
+    /// Opens (creating or upgrading) the database. On PostgreSQL this also starts the
+    /// notification listener on the current runtime.
+    pub(crate) async fn open(database: &Database, timings: Timings, hub: Hub) -> Result<Self> {
+        let timer_wake = Arc::new(Notify::new());
+        let backend = match database {
+            Database::Sqlite(path) => {
+                let path = path.clone();
+                Backend::Sqlite(Arc::new(blocking(move || Sqlite::open(&path)).await?))
+            }
+            Database::Postgres(url) => {
+                let db = Postgres::connect(url).await?;
+                postgres::listen::start(url, hub.clone(), timer_wake.clone()).await?;
+                Backend::Postgres(db)
+            }
+        };
         Ok(Self {
-            conn: Mutex::new(schema::open_connection(path)?),
+            backend,
             timings,
             hub,
-            timer_wake: Notify::new(),
+            timer_wake,
         })
-    }
-
-    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
-        let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut guard)
     }
 
     /// The hub this storage publishes to.
@@ -96,106 +130,191 @@ impl Storage {
         &self.timer_wake
     }
 
+    /// Whether the database answers (for a readiness probe).
+    pub(crate) async fn ping(&self) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite(db) => {
+                let db = db.clone();
+                blocking(move || db.ping()).await
+            }
+            Backend::Postgres(db) => db.ping().await,
+        }
+    }
+
     /// The device a bearer token belongs to.
-    pub(crate) fn device_for_token(&self, token: &str) -> Result<Option<String>> {
-        self.with(|c| auth::device_for_token(c, token))
+    pub(crate) async fn device_for_token(&self, token: String) -> Result<Option<String>> {
+        match &self.backend {
+            Backend::Sqlite(db) => {
+                let db = db.clone();
+                blocking(move || db.device_for_token(&token)).await
+            }
+            Backend::Postgres(db) => db.device_for_token(&token).await,
+        }
     }
 
     /// The dispatcher a bearer token belongs to.
-    pub(crate) fn dispatcher_for_token(&self, token: &str) -> Result<Option<String>> {
-        self.with(|c| auth::dispatcher_for_token(c, token))
+    pub(crate) async fn dispatcher_for_token(&self, token: String) -> Result<Option<String>> {
+        match &self.backend {
+            Backend::Sqlite(db) => {
+                let db = db.clone();
+                blocking(move || db.dispatcher_for_token(&token)).await
+            }
+            Backend::Postgres(db) => db.dispatcher_for_token(&token).await,
+        }
     }
 
     /// Stores a batch of `device_id` (committed before this returns): one result per record,
     /// in order. Records in `reject_ids` are rejected as poison (test faults).
-    pub(crate) fn process_batch(
+    pub(crate) async fn process_batch(
         &self,
-        device_id: &str,
-        records: &[WireRecord],
-        reject_ids: &HashSet<String>,
+        device_id: String,
+        records: Vec<WireRecord>,
+        reject_ids: HashSet<String>,
     ) -> Result<Vec<ItemResult>> {
         let minute = self.timings.check_in_minute;
-        let done =
-            self.with(|c| intake::process_batch(c, device_id, records, reject_ids, minute))?;
-        self.hub.publish(done.events);
-        if done.timing_changed {
-            self.timer_wake.notify_one();
+        let wake = self.timer_wake.clone();
+        match &self.backend {
+            Backend::Sqlite(db) => {
+                let (db, hub) = (db.clone(), self.hub.clone());
+                blocking(move || {
+                    let done = db.process_batch(&device_id, &records, &reject_ids, minute)?;
+                    hub.publish(done.events);
+                    if done.timing_changed {
+                        wake.notify_one();
+                    }
+                    Ok(done.results)
+                })
+                .await
+            }
+            Backend::Postgres(db) => {
+                let db = db.clone();
+                detached(async move {
+                    let done = db
+                        .process_batch(&device_id, &records, &reject_ids, minute)
+                        .await?;
+                    if done.timing_changed {
+                        wake.notify_one();
+                    }
+                    Ok(done.results)
+                })
+                .await
+            }
         }
-        Ok(done.results)
     }
 
     /// Statuses of those `ids` that are alarms of `device_id`, in request order.
-    pub(crate) fn sos_statuses(&self, device_id: &str, ids: &[String]) -> Result<Vec<SosStatus>> {
-        self.with(|c| dispatch::sos_statuses(c, device_id, ids))
+    pub(crate) async fn sos_statuses(
+        &self,
+        device_id: String,
+        ids: Arc<Vec<String>>,
+    ) -> Result<Vec<SosStatus>> {
+        match &self.backend {
+            Backend::Sqlite(db) => {
+                let db = db.clone();
+                blocking(move || db.sos_statuses(&device_id, &ids)).await
+            }
+            Backend::Postgres(db) => db.sos_statuses(&device_id, &ids).await,
+        }
     }
 
     /// All alarms (optionally only those with `status`, of kind `alarm`) in receive order.
-    pub(crate) fn dispatch_list(
+    pub(crate) async fn dispatch_list(
         &self,
         status: Option<DispatchStatus>,
         alarm: Option<AlarmKind>,
     ) -> Result<Vec<DispatchSos>> {
         let esc = self.timings.escalate_after;
-        self.with(|c| dispatch::dispatch_list(c, status, alarm, esc))
+        match &self.backend {
+            Backend::Sqlite(db) => {
+                let db = db.clone();
+                blocking(move || db.dispatch_list(status, alarm, esc)).await
+            }
+            Backend::Postgres(db) => db.dispatch_list(status, alarm, esc).await,
+        }
     }
 
     /// Moves alarm `id` (of `device`, if given) forward.
-    pub(crate) fn advance_sos(
+    pub(crate) async fn advance_sos(
         &self,
-        id: &str,
-        device: Option<&str>,
-        mv: &Move<'_>,
+        id: String,
+        device: Option<String>,
+        mv: Move,
     ) -> Result<Lookup<DispatchSos>> {
         let esc = self.timings.escalate_after;
-        let (found, event) = self.with(|c| dispatch::advance_sos(c, id, device, mv, esc))?;
-        self.hub.publish(event);
-        Ok(found)
+        match &self.backend {
+            Backend::Sqlite(db) => {
+                let (db, hub) = (db.clone(), self.hub.clone());
+                blocking(move || {
+                    let (found, event) = db.advance_sos(&id, device.as_deref(), &mv, esc)?;
+                    hub.publish(event);
+                    Ok(found)
+                })
+                .await
+            }
+            Backend::Postgres(db) => {
+                let db = db.clone();
+                detached(async move { db.advance_sos(&id, device.as_deref(), &mv, esc).await })
+                    .await
+            }
+        }
     }
 
     /// Raises the missed check-ins and escalates the alarms due by `now`, in one transaction;
     /// returns when the next one is due.
-    pub(crate) fn run_due(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+    pub(crate) async fn run_due(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
         let esc = self.timings.escalate_after;
-        let (events, next) = self.with(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let (mut events, next_check_in) = check_ins::raise_due(&tx, now)?;
-            let (escalated, next_escalation) = escalation::escalate_due(&tx, now, esc)?;
-            tx.commit()?;
-            events.extend(escalated);
-            let next = match (next_check_in, next_escalation) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            Ok((events, next))
-        })?;
-        self.hub.publish(events);
-        Ok(next)
+        match &self.backend {
+            Backend::Sqlite(db) => {
+                let (db, hub) = (db.clone(), self.hub.clone());
+                blocking(move || {
+                    let (events, next) = db.run_due(now, esc)?;
+                    hub.publish(events);
+                    Ok(next)
+                })
+                .await
+            }
+            Backend::Postgres(db) => {
+                let db = db.clone();
+                detached(async move { db.run_due(now, esc).await }).await
+            }
+        }
     }
 
     /// Prunes the alarm event log (see `events.rs`); returns how many events went.
-    pub(crate) fn prune_events(&self, now: DateTime<Utc>) -> Result<usize> {
-        self.with(|c| events::prune(c, now))
+    pub(crate) async fn prune_events(&self, now: DateTime<Utc>) -> Result<u64> {
+        match &self.backend {
+            Backend::Sqlite(db) => {
+                let db = db.clone();
+                blocking(move || db.prune_events(now).map(|n| n as u64)).await
+            }
+            Backend::Postgres(db) => db.prune_events(now).await,
+        }
     }
 
     /// A fresh event stream's alarms and the newest event id they cover.
-    pub(crate) fn event_snapshot(&self, now: DateTime<Utc>) -> Result<(Vec<AlarmChange>, i64)> {
+    pub(crate) async fn event_snapshot(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<AlarmChange>, i64)> {
         let esc = self.timings.escalate_after;
-        self.with(|c| events::snapshot(c, now, esc))
+        match &self.backend {
+            Backend::Sqlite(db) => {
+                let db = db.clone();
+                blocking(move || db.event_snapshot(now, esc)).await
+            }
+            Backend::Postgres(db) => db.event_snapshot(now, esc).await,
+        }
     }
 
     /// The current view of every alarm with an event after `after`, by newest event id.
-    pub(crate) fn changes_after(&self, after: i64) -> Result<Vec<AlarmChange>> {
+    pub(crate) async fn changes_after(&self, after: i64) -> Result<Vec<AlarmChange>> {
         let esc = self.timings.escalate_after;
-        self.with(|c| events::changes_after(c, after, esc))
+        match &self.backend {
+            Backend::Sqlite(db) => {
+                let db = db.clone();
+                blocking(move || db.changes_after(after, esc)).await
+            }
+            Backend::Postgres(db) => db.changes_after(after, esc).await,
+        }
     }
-}
-
-/// Enrolls (or re-enrolls) a device in the database at `path` and returns its token.
-pub(crate) fn enroll_device(path: &Path, device_id: &str) -> Result<String> {
-    auth::enroll_device(&schema::open_connection(path)?, device_id)
-}
-
-/// Enrolls (or re-enrolls) a dispatcher in the database at `path` and returns its token.
-pub(crate) fn enroll_dispatcher(path: &Path, name: &str) -> Result<String> {
-    auth::enroll_dispatcher(&schema::open_connection(path)?, name)
 }

@@ -1,54 +1,39 @@
-//! [`ServerStore`]: read access to a server database for tests, demos and operators, plus the
-//! dispatcher moves, usable while the server runs (each has its own SQLite connection).
+//! [`ServerStore`]: direct access to a server database for tests, demos and operators (reads,
+//! enrollment, and the dispatcher moves), usable while servers run. On SQLite it has its own
+//! connection; on PostgreSQL its own small pool and a runtime to drive it.
 
 use std::path::Path;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use crewsafe_protocol::{DispatchSos, DispatchStatus, Kind, Lane, WireRecord};
+use crewsafe_protocol::{DispatchSos, DispatchStatus};
 use rusqlite::Connection;
 
-use super::column::parse_time;
-use super::dispatch::{advance_sos, dispatch_list, first_alarm, Advance, Lookup, Move};
-use super::schema::open_connection;
-use super::view::alarm_view;
-use crate::config::DEFAULT_ESCALATE_AFTER;
+use super::dispatch::{Advance, Lookup, Move};
+use super::postgres::Postgres;
+use super::sqlite;
+use super::stored::{StoredRecord, StoredSosState, Which};
+use crate::config::{Database, DEFAULT_ESCALATE_AFTER};
 use crate::error::{Result, ServerError};
 
-/// One stored record, as [`ServerStore::records`] returns it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredRecord {
-    /// Device that sent it (from its token).
-    pub device_id: String,
-    /// Record id (client-generated).
-    pub id: String,
-    /// Record kind.
-    pub kind: Kind,
-    /// Lane.
-    pub lane: Lane,
-    /// The SOS a follow-up belongs to.
-    pub parent_id: Option<String>,
-    /// Device wall-clock time from the record.
-    pub device_time: DateTime<Utc>,
-    /// When the server stored it.
-    pub received_at: DateTime<Utc>,
-    /// The record's content as sent (keys sorted).
-    pub content: serde_json::Value,
+/// Direct access to a server database (reads, enrollment and the dispatcher moves, for tests,
+/// demos and operators), usable while servers run. Blocking: do not call it from async code.
+///
+/// Its dispatcher moves are stored and logged like any. On SQLite, a running server's status
+/// watches and event streams learn of them only when something else wakes them: use
+/// [`crate::RunningServer::acknowledge`] and [`crate::RunningServer::resolve`] to have them
+/// pushed at once. On PostgreSQL every running instance hears of them at once.
+pub struct ServerStore {
+    backend: Backend,
+    escalate_after: Duration,
 }
 
-/// Full dispatch state of one SOS, as [`ServerStore::sos_state`] returns it.
-pub type StoredSosState = DispatchSos;
-
-/// Read access to a server database (and the dispatcher moves, for demos), usable while the
-/// server runs. Each `ServerStore` has its own SQLite connection.
-///
-/// Its dispatcher moves are stored and logged like any, but a running server's status watches
-/// and event streams learn of them only when something else wakes them: use
-/// [`crate::RunningServer::acknowledge`] and [`crate::RunningServer::resolve`] to have them
-/// pushed at once.
-pub struct ServerStore {
-    conn: Connection,
-    escalate_after: Duration,
+enum Backend {
+    Sqlite(Connection),
+    /// The pool goes before the runtime that drives its connections.
+    Postgres {
+        db: Postgres,
+        runtime: tokio::runtime::Runtime,
+    },
 }
 
 impl std::fmt::Debug for ServerStore {
@@ -57,58 +42,30 @@ impl std::fmt::Debug for ServerStore {
     }
 }
 
-/// A `records` row as [`ServerStore`] reads it, before its times and JSON are parsed.
-struct RecordRow {
-    device_id: String,
-    id: String,
-    kind: Kind,
-    lane: Lane,
-    parent_id: Option<String>,
-    device_time: String,
-    received_at: String,
-    json: String,
-}
-
-const RECORD_COLUMNS: &str =
-    "device_id, record_id, kind, lane, parent_id, device_time, received_at, record_json";
-
-impl RecordRow {
-    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self {
-            device_id: r.get(0)?,
-            id: r.get(1)?,
-            kind: r.get(2)?,
-            lane: r.get(3)?,
-            parent_id: r.get(4)?,
-            device_time: r.get(5)?,
-            received_at: r.get(6)?,
-            json: r.get(7)?,
-        })
-    }
-
-    fn into_stored(self) -> Result<StoredRecord> {
-        let wire: WireRecord = serde_json::from_str(&self.json)
-            .map_err(|_| ServerError::Corrupt("stored record unreadable".into()))?;
-        Ok(StoredRecord {
-            device_id: self.device_id,
-            id: self.id,
-            kind: self.kind,
-            lane: self.lane,
-            parent_id: self.parent_id,
-            device_time: parse_time(&self.device_time)?,
-            received_at: parse_time(&self.received_at)?,
-            content: wire.content,
-        })
-    }
-}
-
 impl ServerStore {
-    /// Opens the database at `db_path` (creating the schema if the file is new).
+    /// Opens the SQLite database at `db_path` (creating the schema if the file is new).
     pub fn open(db_path: impl AsRef<Path>) -> Result<Self> {
         Ok(Self {
-            conn: open_connection(db_path.as_ref())?,
+            backend: Backend::Sqlite(sqlite::schema::open_connection(db_path.as_ref())?),
             escalate_after: DEFAULT_ESCALATE_AFTER,
         })
+    }
+
+    /// Opens `database` (creating or upgrading its schema).
+    pub fn connect(database: &Database) -> Result<Self> {
+        match database {
+            Database::Sqlite(path) => Self::open(path),
+            Database::Postgres(url) => {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                let db = runtime.block_on(Postgres::connect(url))?;
+                Ok(Self {
+                    backend: Backend::Postgres { db, runtime },
+                    escalate_after: DEFAULT_ESCALATE_AFTER,
+                })
+            }
+        }
     }
 
     /// Computes `escalates_at` in the views with this escalation time (the server's
@@ -118,55 +75,46 @@ impl ServerStore {
         self
     }
 
-    fn query_records(
-        &self,
-        filter: &str,
-        args: &[&dyn rusqlite::ToSql],
-    ) -> Result<Vec<StoredRecord>> {
-        let sql = format!("SELECT {RECORD_COLUMNS} FROM records {filter} ORDER BY seq");
-        let mut stmt = self.conn.prepare(&sql)?;
-        let rows: Vec<RecordRow> = stmt
-            .query_map(args, RecordRow::read)?
-            .collect::<rusqlite::Result<_>>()?;
-        rows.into_iter().map(RecordRow::into_stored).collect()
+    fn records_of(&self, which: Which<'_>) -> Result<Vec<StoredRecord>> {
+        match &self.backend {
+            Backend::Sqlite(c) => sqlite::records::records(c, which),
+            Backend::Postgres { runtime, db } => runtime.block_on(db.records(which)),
+        }
     }
 
     /// Every stored record, in receive order.
     pub fn records(&self) -> Result<Vec<StoredRecord>> {
-        self.query_records("", &[])
+        self.records_of(Which::All)
     }
 
     /// The records of one device, in receive order.
     pub fn records_of_device(&self, device_id: &str) -> Result<Vec<StoredRecord>> {
-        self.query_records("WHERE device_id = ?1", &[&device_id])
+        self.records_of(Which::Device(device_id))
     }
 
     /// The record `id` of `device_id`, if stored.
     pub fn record(&self, device_id: &str, id: &str) -> Result<Option<StoredRecord>> {
         Ok(self
-            .query_records(
-                "WHERE device_id = ?1 AND record_id = ?2",
-                &[&device_id, &id],
-            )?
+            .records_of(Which::One(device_id, id))?
             .into_iter()
             .next())
     }
 
     /// How many stored records (of any device) have this id: 0 or 1 unless devices reuse ids.
     pub fn count_of(&self, id: &str) -> Result<usize> {
-        let n: i64 = self.conn.query_row(
-            "SELECT COUNT(*) FROM records WHERE record_id = ?1",
-            [id],
-            |r| r.get(0),
-        )?;
+        let n = match &self.backend {
+            Backend::Sqlite(c) => sqlite::records::count_of(c, id)?,
+            Backend::Postgres { runtime, db } => runtime.block_on(db.count_of(id))?,
+        };
         Ok(usize::try_from(n).unwrap_or(0))
     }
 
     /// Number of stored records.
     pub fn record_count(&self) -> Result<usize> {
-        let n: i64 = self
-            .conn
-            .query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0))?;
+        let n = match &self.backend {
+            Backend::Sqlite(c) => sqlite::records::record_count(c)?,
+            Backend::Postgres { runtime, db } => runtime.block_on(db.record_count())?,
+        };
         Ok(usize::try_from(n).unwrap_or(0))
     }
 
@@ -179,24 +127,57 @@ impl ServerStore {
     /// The full dispatcher view of alarm `id` (the first received, should two devices share
     /// the id).
     pub fn sos_state(&self, id: &str) -> Result<Option<StoredSosState>> {
-        match first_alarm(&self.conn, id)? {
-            Some(seq) => alarm_view(&self.conn, seq, self.escalate_after),
-            None => Ok(None),
+        let esc = self.escalate_after;
+        match &self.backend {
+            Backend::Sqlite(c) => match sqlite::dispatch::first_alarm(c, id)? {
+                Some(seq) => sqlite::view::alarm_view(c, seq, esc),
+                None => Ok(None),
+            },
+            Backend::Postgres { runtime, db } => runtime.block_on(db.first_alarm_view(id, esc)),
         }
     }
 
     /// Every alarm as dispatchers see it, in receive order.
     pub fn dispatch_list(&self) -> Result<Vec<DispatchSos>> {
-        dispatch_list(&self.conn, None, None, self.escalate_after)
+        let esc = self.escalate_after;
+        match &self.backend {
+            Backend::Sqlite(c) => sqlite::dispatch::dispatch_list(c, None, None, esc),
+            Backend::Postgres { runtime, db } => {
+                runtime.block_on(db.dispatch_list(None, None, esc))
+            }
+        }
+    }
+
+    /// Enrolls (or re-enrolls, replacing its token) a device and returns its bearer token.
+    pub fn enroll_device(&self, device_id: &str) -> Result<String> {
+        match &self.backend {
+            Backend::Sqlite(c) => sqlite::auth::enroll_device(c, device_id),
+            Backend::Postgres { runtime, db } => runtime.block_on(db.enroll_device(device_id)),
+        }
+    }
+
+    /// Enrolls (or re-enrolls, replacing its token) a dispatcher and returns its bearer token.
+    pub fn enroll_dispatcher(&self, name: &str) -> Result<String> {
+        match &self.backend {
+            Backend::Sqlite(c) => sqlite::auth::enroll_dispatcher(c, name),
+            Backend::Postgres { runtime, db } => runtime.block_on(db.enroll_dispatcher(name)),
+        }
     }
 
     fn advance(&self, id: &str, dispatcher: &str, action: Advance) -> Result<Option<DispatchSos>> {
         let mv = Move {
             action,
-            dispatcher,
+            dispatcher: dispatcher.to_string(),
             message: None,
         };
-        match advance_sos(&self.conn, id, None, &mv, self.escalate_after)?.0 {
+        let esc = self.escalate_after;
+        let found = match &self.backend {
+            Backend::Sqlite(c) => sqlite::dispatch::advance_sos(c, id, None, &mv, esc)?.0,
+            Backend::Postgres { runtime, db } => {
+                runtime.block_on(db.advance_sos(id, None, &mv, esc))?
+            }
+        };
+        match found {
             Lookup::Found(s) => Ok(Some(s)),
             Lookup::NotFound => Ok(None),
             Lookup::Ambiguous => Err(ServerError::InvalidInput(

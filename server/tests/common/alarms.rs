@@ -1,55 +1,93 @@
-//! Helpers of the SOS loop tests: a server that can be restarted on its database with the
-//! same configuration, an enrolled dispatcher, check-in record builders, the status watch and
-//! a reader of the dispatcher event stream.
+//! Helpers of the SOS loop tests: a server that can be restarted on its database (SQLite, or
+//! PostgreSQL for the contract suite) with the same configuration, an enrolled dispatcher,
+//! check-in record builders, the status watch and a reader of the dispatcher event stream.
 
 use std::io::{BufRead as _, BufReader};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crewsafe_server::protocol::{
     BatchResponse, DispatchSos, ItemResult, ItemStatus, SosStatusResponse,
 };
-use crewsafe_server::{
-    enroll_device, enroll_dispatcher, start, RunningServer, ServerConfig, ServerStore,
-};
+use crewsafe_server::{start, Database, RunningServer, ServerConfig, ServerStore};
 use reqwest::blocking::{Client, Response};
 use serde_json::{json, Value};
 
+use super::pg::PgDatabase;
 use super::{client, location, new_id, parse, DEVICE, T0};
 
 /// Dispatcher name enrolled by [`Loop::start`].
 pub const DISPATCHER: &str = "desk 4";
 
+/// The backend a [`Loop`] runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
 /// A server whose configuration is kept, so that it can be restarted on the same database.
 pub struct Loop {
     pub dir: tempfile::TempDir,
-    pub db: PathBuf,
+    pub database: Database,
     pub config: ServerConfig,
     pub server: Option<RunningServer>,
     pub client: Client,
     pub token: String,
     pub dispatcher: String,
+    /// The PostgreSQL database, dropped after the server stopped.
+    pub pg: Option<PgDatabase>,
 }
 
 impl Loop {
-    /// A server on a fresh database, configured by `configure`, with [`DEVICE`] and
+    /// A server on a fresh SQLite database, configured by `configure`, with [`DEVICE`] and
     /// [`DISPATCHER`] enrolled.
     pub fn start(configure: impl FnOnce(ServerConfig) -> ServerConfig) -> Loop {
+        Self::start_on(Backend::Sqlite, configure).expect("SQLite")
+    }
+
+    /// The same on `backend`; `None` when PostgreSQL is asked for but not configured (and not
+    /// required: see `pg.rs`).
+    pub fn start_on(
+        backend: Backend,
+        configure: impl FnOnce(ServerConfig) -> ServerConfig,
+    ) -> Option<Loop> {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = dir.path().join("server.db");
-        let config = configure(ServerConfig::new(&db, "127.0.0.1:0".parse().unwrap()));
+        let pg = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(PgDatabase::create()?),
+        };
+        let database = match &pg {
+            Some(pg) => pg.database(),
+            None => Database::Sqlite(dir.path().join("server.db")),
+        };
+        let config = configure(ServerConfig::on(
+            database.clone(),
+            "127.0.0.1:0".parse().unwrap(),
+        ));
         let server = start(config.clone()).expect("start");
-        let token = enroll_device(&db, DEVICE).expect("enroll");
-        let dispatcher = enroll_dispatcher(&db, DISPATCHER).expect("enroll dispatcher");
-        Loop {
+        let store = ServerStore::connect(&database).expect("store");
+        let token = store.enroll_device(DEVICE).expect("enroll");
+        let dispatcher = store
+            .enroll_dispatcher(DISPATCHER)
+            .expect("enroll dispatcher");
+        Some(Loop {
             dir,
-            db,
+            database,
             config,
             server: Some(server),
             client: client(),
             token,
             dispatcher,
-        }
+            pg,
+        })
+    }
+
+    /// Enrolls (or re-enrolls) a device and returns its token.
+    pub fn enroll_device(&self, device_id: &str) -> String {
+        ServerStore::connect(&self.database)
+            .expect("store")
+            .enroll_device(device_id)
+            .expect("enroll")
     }
 
     pub fn server(&self) -> &RunningServer {
@@ -76,6 +114,76 @@ impl Loop {
         self.server().store().expect("store")
     }
 
+    /// This server's HTTP API as [`DEVICE`] and [`DISPATCHER`].
+    pub fn site(&self) -> Site<'_> {
+        Site::new(
+            self.server().url(),
+            &self.client,
+            &self.token,
+            &self.dispatcher,
+        )
+    }
+
+    pub fn send_as(&self, token: &str, records: &[Value]) {
+        self.site().send_as(token, records)
+    }
+
+    pub fn send(&self, records: &[Value]) {
+        self.site().send(records)
+    }
+
+    pub fn post_raw_records(&self, records: &[Value]) -> Vec<ItemResult> {
+        self.site().post_raw_records(records)
+    }
+
+    pub fn post_duplicate(&self, record: &Value) -> ItemStatus {
+        self.site().post_duplicate(record)
+    }
+
+    pub fn dispatch(&self, id: &str, action: &str, body: Option<&str>) -> Response {
+        self.site().dispatch(id, action, body)
+    }
+
+    pub fn dispatch_ok(&self, id: &str, action: &str, message: Option<&str>) -> DispatchSos {
+        self.site().dispatch_ok(id, action, message)
+    }
+
+    pub fn watch_as(&self, token: &str, known: Value, wait_seconds: u32) -> Response {
+        self.site().watch_as(token, known, wait_seconds)
+    }
+
+    pub fn watch(&self, known: Value, wait_seconds: u32) -> SosStatusResponse {
+        self.site().watch(known, wait_seconds)
+    }
+
+    pub fn events(&self, last_event_id: Option<i64>) -> EventStream {
+        self.site().events(last_event_id)
+    }
+}
+
+/// One server's HTTP API, as a device and a dispatcher.
+pub struct Site<'a> {
+    base: String,
+    client: &'a Client,
+    token: &'a str,
+    dispatcher: &'a str,
+}
+
+impl<'a> Site<'a> {
+    /// The server at `base` (e.g. `http://127.0.0.1:4321`).
+    pub fn new(base: String, client: &'a Client, token: &'a str, dispatcher: &'a str) -> Self {
+        Site {
+            base,
+            client,
+            token,
+            dispatcher,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
     /// Posts records as `token`'s device and expects them all accepted.
     pub fn send_as(&self, token: &str, records: &[Value]) {
         let resp = self
@@ -93,7 +201,7 @@ impl Loop {
     }
 
     pub fn send(&self, records: &[Value]) {
-        self.send_as(&self.token, records)
+        self.send_as(self.token, records)
     }
 
     /// Posts records as [`DEVICE`] and returns the results, whatever they are.
@@ -101,7 +209,7 @@ impl Loop {
         let resp = self
             .client
             .post(self.url("/v1/records:batch"))
-            .bearer_auth(&self.token)
+            .bearer_auth(self.token)
             .body(json!({"protocol": 1, "records": records}).to_string())
             .send()
             .expect("send");
@@ -119,7 +227,7 @@ impl Loop {
         let mut req = self
             .client
             .post(self.url(&format!("/v1/dispatch/sos/{id}/{action}")))
-            .bearer_auth(&self.dispatcher);
+            .bearer_auth(self.dispatcher);
         if let Some(b) = body {
             req = req
                 .header("content-type", "application/json")
@@ -148,7 +256,7 @@ impl Loop {
     }
 
     pub fn watch(&self, known: Value, wait_seconds: u32) -> SosStatusResponse {
-        let resp = self.watch_as(&self.token, known, wait_seconds);
+        let resp = self.watch_as(self.token, known, wait_seconds);
         assert_eq!(resp.status(), 200);
         parse(resp)
     }
@@ -158,7 +266,7 @@ impl Loop {
         let mut req = self
             .client
             .get(self.url("/v1/dispatch/events"))
-            .bearer_auth(&self.dispatcher)
+            .bearer_auth(self.dispatcher)
             .timeout(Duration::from_secs(60));
         if let Some(id) = last_event_id {
             req = req.header("last-event-id", id.to_string());

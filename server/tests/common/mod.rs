@@ -103,9 +103,11 @@ impl Env {
     }
 }
 
-/// Parses a JSON body.
+/// Parses a JSON body, after checking the answer against `server/openapi.yaml`.
 pub fn parse<T: serde::de::DeserializeOwned>(resp: Response) -> T {
+    let (path, status) = (resp.url().path().to_string(), resp.status().as_u16());
     let bytes = resp.bytes().expect("body");
+    openapi::check(&path, status, &bytes);
     serde_json::from_slice(&bytes).unwrap_or_else(|e| {
         panic!(
             "cannot parse {}: {e}",
@@ -205,3 +207,5 @@ pub fn report() -> Value {
 }
 
 pub mod alarms;
+pub mod openapi;
+pub mod pg;

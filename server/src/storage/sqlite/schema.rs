@@ -6,7 +6,9 @@
 //!
 //! Every opener (the running server, enrollment, [`crate::ServerStore`]) goes through
 //! [`open_connection`]: WAL mode with `synchronous=FULL` (an accepted record is on disk
-//! before the server answers), foreign keys on, a ten-second wait for a busy database.
+//! before the server answers), foreign keys on, a ten-second wait for a busy database. The
+//! server's reader connections ([`open_reader`]) only read, from a database the writer has
+//! already brought up to date.
 
 use std::path::Path;
 use std::time::Duration;
@@ -18,10 +20,10 @@ use crate::error::{Result, ServerError};
 /// The migrations, in order. Entry `i` upgrades version `i` to `i + 1`. Shipped files are
 /// never edited (a test holds their hashes): a change is a new file.
 const MIGRATIONS: &[&str] = &[
-    include_str!("../../sql/migrations/001_initial.sql"),
-    include_str!("../../sql/migrations/002_drop_records_by_id.sql"),
-    include_str!("../../sql/migrations/003_sos_status_by_seq.sql"),
-    include_str!("../../sql/migrations/004_sos_loop.sql"),
+    include_str!("../../../sql/migrations/001_initial.sql"),
+    include_str!("../../../sql/migrations/002_drop_records_by_id.sql"),
+    include_str!("../../../sql/migrations/003_sos_status_by_seq.sql"),
+    include_str!("../../../sql/migrations/004_sos_loop.sql"),
 ];
 
 /// The schema version this build writes.
@@ -50,6 +52,17 @@ pub(crate) fn open_connection(path: &Path) -> Result<Connection> {
     let from = check_version(path, user_version(&tx)?)?;
     upgrade_from(&tx, from)?;
     tx.commit()?;
+    Ok(conn)
+}
+
+/// Opens a reader connection on a database already opened (and upgraded) by
+/// [`open_connection`]: it may only read.
+pub(crate) fn open_reader(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    check_version(path, user_version(&conn)?)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    conn.pragma_update(None, "query_only", "ON")?;
     Ok(conn)
 }
 
@@ -85,8 +98,9 @@ mod tests {
 
     use super::*;
     use crate::config::DEFAULT_ESCALATE_AFTER;
-    use crate::storage::dispatch::{find_alarm, sos_statuses, Lookup};
-    use crate::storage::view::alarm_view;
+    use crate::storage::dispatch::Lookup;
+    use crate::storage::sqlite::dispatch::{find_alarm, sos_statuses};
+    use crate::storage::sqlite::view::alarm_view;
 
     #[test]
     fn a_fresh_database_runs_every_migration() {
@@ -114,8 +128,8 @@ mod tests {
     fn old_database(path: &Path, version: i32) {
         let c = Connection::open(path).unwrap();
         c.execute_batch(match version {
-            1 => include_str!("../../sql/snapshots/v1.sql"),
-            _ => include_str!("../../sql/snapshots/v2.sql"),
+            1 => include_str!("../../../sql/snapshots/v1.sql"),
+            _ => include_str!("../../../sql/snapshots/v2.sql"),
         })
         .unwrap();
         let t = "2026-11-25T10:00:00.000000Z";

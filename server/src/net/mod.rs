@@ -1,5 +1,9 @@
 //! Accept loop: plain TCP or TLS (rustls with the ring provider), HTTP/1.1 through hyper,
-//! graceful shutdown, and the per-connection kill switch used by `drop_after_commit`.
+//! graceful shutdown, the cap on open connections, the header timeout, and the
+//! per-connection kill switch used by `drop_after_commit`. Hyper's own answers to requests it
+//! cannot parse become JSON error bodies in `hyper_errors.rs`.
+
+mod hyper_errors;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,18 +13,18 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
 use crate::config::TlsConfig;
 use crate::error::{Result, ServerError};
 use crate::http::ConnKill;
+use crate::ops::{Gauged, Ops};
+use hyper_errors::JsonErrors;
 
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a client may take to send the request headers.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long shutdown waits for requests in flight.
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -55,17 +59,28 @@ pub(crate) fn load_tls(tls: &TlsConfig) -> Result<Arc<rustls::ServerConfig>> {
 }
 
 /// Serves until `shutdown` completes, then lets requests in flight finish (up to
-/// [`SHUTDOWN_GRACE`]).
+/// [`SHUTDOWN_GRACE`]). At most `ops.limits.max_connections` connections are served at once:
+/// the loop accepts the next one only when one of them has closed, so further clients wait in
+/// the listen backlog.
 pub(crate) async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     router: Router,
+    ops: Arc<Ops>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+    let slots = Arc::new(Semaphore::new(ops.limits.max_connections.max(1)));
     loop {
+        let slot = tokio::select! {
+            _ = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -74,6 +89,9 @@ pub(crate) async fn serve(
                     let conn = Conn {
                         router: router.clone(),
                         stop: stop_rx.clone(),
+                        header_timeout: ops.limits.header_timeout,
+                        _slot: slot,
+                        _open: Gauged::new(ops.clone(), |m| &m.connections),
                         _alive: alive_tx.clone(),
                     };
                     let tls = tls.clone();
@@ -108,6 +126,10 @@ pub(crate) async fn serve(
 struct Conn {
     router: Router,
     stop: watch::Receiver<bool>,
+    header_timeout: Duration,
+    /// This connection's place under the connection cap, given back when it closes.
+    _slot: OwnedSemaphorePermit,
+    _open: Gauged,
     _alive: mpsc::Sender<()>,
 }
 
@@ -125,8 +147,8 @@ impl Conn {
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_TIMEOUT)
-            .serve_connection(TokioIo::new(io), service);
+            .header_read_timeout(self.header_timeout)
+            .serve_connection(TokioIo::new(JsonErrors::new(io)), service);
         tokio::pin!(conn);
         let mut stopping = false;
         if *self.stop.borrow() {

@@ -1,4 +1,4 @@
-//! Escalation: an alarm still `delivered` (no dispatcher has acknowledged it) `escalate_after`
+//! Escalation on SQLite: an alarm still `delivered` (no dispatcher has acknowledged it) `escalate_after`
 //! after it was raised is marked escalated (`sos_status.escalated_at`), once. The mark stays
 //! after an acknowledge: it records that the alarm waited too long. It changes neither the
 //! status nor `updated_at`, so the phones' status watches do not see it; dispatchers do.
@@ -9,10 +9,10 @@ use chrono::{DateTime, Utc};
 use crewsafe_protocol::DispatchStatus;
 use rusqlite::{params, Connection};
 
-use super::column::{after, fmt_time, parse_time};
 use super::events;
 use crate::error::Result;
 use crate::hub::AlarmEvent;
+use crate::storage::column::{after, fmt_time, parse_time};
 
 /// Marks every alarm due for escalation by `now`; returns their events and the next time one
 /// of the others is due.
