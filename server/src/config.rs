@@ -85,6 +85,10 @@ pub struct ServerConfig {
     /// Timeouts, the connection cap and the per-device rate limit (off unless set here; the
     /// `crewsafe-server` command turns it on).
     pub limits: Limits,
+    /// Where report attachments are kept (content-addressed files). Default: beside an SQLite
+    /// database (`<database>.media`); on PostgreSQL it must be set (several instances share
+    /// it, like the database), else attachment uploads are refused with 500.
+    pub media_dir: Option<PathBuf>,
 }
 
 /// What the server allows one client: how slowly it may send, how many connections may be
@@ -144,7 +148,26 @@ impl ServerConfig {
                 device_rate_per_sec: 0,
                 ..Limits::default()
             },
+            media_dir: None,
         }
+    }
+
+    /// Keeps report attachments in `dir`.
+    pub fn with_media_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.media_dir = Some(dir.into());
+        self
+    }
+
+    /// The attachment folder in use: the configured one, else beside an SQLite database.
+    pub(crate) fn media_root(&self) -> Option<PathBuf> {
+        self.media_dir.clone().or_else(|| match &self.database {
+            Database::Sqlite(path) => {
+                let mut dir = path.as_os_str().to_owned();
+                dir.push(".media");
+                Some(dir.into())
+            }
+            Database::Postgres(_) => None,
+        })
     }
 
     /// Marks unacknowledged alarms escalated after `after`.

@@ -42,6 +42,7 @@ mod error;
 mod faults;
 mod http;
 mod hub;
+mod media;
 mod net;
 mod ops;
 mod storage;
@@ -55,7 +56,9 @@ pub use crewsafe_protocol as protocol;
 pub use crewsafe_protocol::{DispatchSos, DispatchStatus, TestFault, TestFaultsState};
 pub use error::{Result, ServerError};
 pub use faults::Faults;
-pub use storage::{ServerStore, StoredRecord, StoredSosState, CHECK_IN_RESOLVER, POISON_REASON};
+pub use storage::{
+    Enrollment, ServerStore, StoredRecord, StoredSosState, CHECK_IN_RESOLVER, POISON_REASON,
+};
 
 /// A server running on its own thread and tokio runtime. Stops on [`RunningServer::shutdown`]
 /// or when dropped.
@@ -101,6 +104,9 @@ pub fn start(config: ServerConfig) -> Result<RunningServer> {
     let (database, test_faults) = (config.database.clone(), config.test_faults);
     let (thread_faults, thread_watches) = (faults.clone(), watches.clone());
     let thread_ops = ops.clone();
+    let media = config
+        .media_root()
+        .map(|root| Arc::new(media::Media::new(root)));
     let thread = std::thread::Builder::new()
         .name("crewsafe-server".into())
         .spawn(move || {
@@ -140,6 +146,7 @@ pub fn start(config: ServerConfig) -> Result<RunningServer> {
                     closing: closing_rx.clone(),
                     watches: thread_watches,
                     ops: thread_ops.clone(),
+                    media: media.clone(),
                 });
                 let _ = ready_tx.send(Ok((storage.clone(), handle)));
                 tokio::spawn(timer::run(storage, closing_rx));

@@ -65,6 +65,11 @@ const KNOWN_FIELDS: &[&str] = &[
     "extend_by_minutes",
     "extended_at",
     "done_at",
+    "attachments",
+    "mime_type",
+    "size",
+    "sha256",
+    "captured_at",
 ];
 
 /// Whether `id` is a UUID in its hyphenated 36-character form (either case).
@@ -133,6 +138,7 @@ fn validate_at(record: &WireRecord, device_id: &str, now: DateTime<Utc>) -> Resu
                 non_empty(&w.name, &format!("content.witnesses[{i}].name"))?;
             }
             non_empty(&c.narrative, "content.narrative")?;
+            check_attachments(&c.attachments)?;
         }
         Kind::CheckInStart => {
             let c: CheckInStartContent = decode(&record.content)?;
@@ -200,6 +206,44 @@ pub fn dispatch_message(message: Option<&str>) -> Result<Option<&str>, String> {
         ));
     }
     Ok(Some(m))
+}
+
+/// Most files one report may commit to.
+const MAX_ATTACHMENTS: usize = 1000;
+
+fn check_attachments(list: &[crewsafe_protocol::AttachmentRef]) -> Result<(), String> {
+    if list.len() > MAX_ATTACHMENTS {
+        return Err(format!(
+            "content.attachments: at most {MAX_ATTACHMENTS} files"
+        ));
+    }
+    let mut ids = std::collections::HashSet::new();
+    for (i, a) in list.iter().enumerate() {
+        let at = |field: &str| format!("content.attachments[{i}].{field}");
+        if !is_uuid(&a.id) || !ids.insert(a.id.to_ascii_lowercase()) {
+            return Err(format!("{}: must be a UUID, once per report", at("id")));
+        }
+        if a.sha256.len() != 64
+            || !a
+                .sha256
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return Err(format!(
+                "{}: must be 64 lower-case hex digits",
+                at("sha256")
+            ));
+        }
+        let mime_ok = a.mime_type.len() <= 100
+            && a.mime_type
+                .split_once('/')
+                .is_some_and(|(x, y)| !x.is_empty() && !y.is_empty())
+            && a.mime_type.bytes().all(|b| b.is_ascii_graphic());
+        if !mime_ok {
+            return Err(format!("{}: must look like type/subtype", at("mime_type")));
+        }
+    }
+    Ok(())
 }
 
 fn check_minutes(minutes: u32, field: &str) -> Result<(), String> {

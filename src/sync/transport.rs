@@ -448,7 +448,11 @@ impl Transport {
             .join(path)
             .map_err(|_| TransportError::ServerRejected { status: 0 })?;
         *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        let mut request = self.client.request(method, url).bearer_auth(token).body(body);
+        let mut request = self
+            .client
+            .request(method, url)
+            .bearer_auth(token)
+            .body(body);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }

@@ -65,7 +65,11 @@ impl Run<'_> {
 
     /// Uploads one attachment: Some(true) when done with it, Some(false) when the server does
     /// not take it yet, None when the sync must stop (the lane's backoff is set).
-    fn upload_one(&mut self, next: &NextUpload, units: &mut u64) -> Result<Option<bool>, SyncError> {
+    fn upload_one(
+        &mut self,
+        next: &NextUpload,
+        units: &mut u64,
+    ) -> Result<Option<bool>, SyncError> {
         let path = proto::attachment_path(&next.report_id, &next.id);
         let mut status = match self.attachment_status(&path) {
             Ok(s) => s,
@@ -109,7 +113,8 @@ impl Run<'_> {
                 Err(UploadError::Checksum) if checksum_failures < 3 => checksum_failures += 1,
                 Err(UploadError::Hash) => {
                     log::warn!("the server refused an attachment: it does not match its report");
-                    self.shared.db(|db| db.finish_upload(&id, false, next.size))?;
+                    self.shared
+                        .db(|db| db.finish_upload(&id, false, next.size))?;
                     return Ok(Some(true));
                 }
                 Err(e) => {
@@ -118,7 +123,8 @@ impl Run<'_> {
                 }
             }
         }
-        self.shared.db(|db| db.finish_upload(&id, true, next.size))?;
+        self.shared
+            .db(|db| db.finish_upload(&id, true, next.size))?;
         Ok(Some(true))
     }
 

@@ -164,6 +164,8 @@ pub struct ProxyStats {
     /// Faults that took effect, by name (a cut that happened, a shaped request; a
     /// `reset_mid_response` beyond the end of a short answer does not count).
     pub fired: BTreeMap<&'static str, u64>,
+    /// Request bytes (heads and bodies) forwarded to the server.
+    pub bytes_up: u64,
 }
 
 impl ProxyStats {
@@ -763,6 +765,7 @@ fn forward_up(
     if !write_shaped(conn, server, &bytes[..allowed], plan.bandwidth) {
         return false;
     }
+    lock(&inner.stats).bytes_up += allowed as u64;
     let mut st = conn.st();
     st.req_sent += allowed;
     if cut {

@@ -3,6 +3,7 @@
 //! the blocking pool). Handlers live in one file per resource; errors become answers in
 //! `error.rs`.
 
+mod attachments;
 mod console;
 mod dispatch;
 mod error;
@@ -46,6 +47,8 @@ pub(crate) struct AppState {
     pub(crate) watches: Arc<AtomicUsize>,
     /// Metrics, limits and the rate limiter.
     pub(crate) ops: Arc<Ops>,
+    /// The attachment folder, if one is configured.
+    pub(crate) media: Option<Arc<crate::media::Media>>,
 }
 
 /// Put into every request by the connection loop: notifying it drops the connection without
@@ -80,6 +83,18 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(
             &format!("{DISPATCH_SOS_PATH}/{{id}}/resolve"),
             post(dispatch::resolve),
+        )
+        .route(
+            "/v1/reports/{report}/attachments/{attachment}",
+            get(attachments::status).put(attachments::put_chunk),
+        )
+        .route(
+            "/v1/dispatch/reports/{report}/attachments",
+            get(attachments::list),
+        )
+        .route(
+            "/v1/dispatch/reports/{report}/attachments/{attachment}",
+            get(attachments::download),
         );
     if state.test_faults {
         r = r.route(

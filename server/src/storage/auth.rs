@@ -1,10 +1,21 @@
 //! Devices and dispatchers, the part both backends share: a bearer token is 32 random bytes,
 //! base64url without padding; only its SHA-256 is stored, so a copy of the database does not
-//! let anyone upload or dispatch. Re-enrolling replaces the previous token.
+//! let anyone upload or dispatch. Re-enrolling replaces the previous token; revoking deletes
+//! the enrollment, so the token is refused at once (the records stay).
 
 use base64::Engine as _;
 
 use crate::error::{Result, ServerError};
+
+/// An enrolled device or dispatcher (never its token), as `crewsafe-server list-tokens` shows
+/// it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrollment {
+    /// The device id or dispatcher name.
+    pub name: String,
+    /// When its current token was issued.
+    pub enrolled_at: chrono::DateTime<chrono::Utc>,
+}
 
 /// A fresh bearer token.
 pub(crate) fn new_token() -> Result<String> {

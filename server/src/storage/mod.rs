@@ -38,6 +38,7 @@ use crewsafe_protocol::{
 };
 use tokio::sync::Notify;
 
+pub use auth::Enrollment;
 pub use check_ins::CHECK_IN_RESOLVER;
 pub(crate) use column::now;
 pub(crate) use dispatch::{Advance, Lookup, Move};
@@ -230,6 +231,17 @@ impl Storage {
                 blocking(move || db.dispatch_list(status, alarm, esc)).await
             }
             Backend::Postgres(db) => db.dispatch_list(status, alarm, esc).await,
+        }
+    }
+
+    /// The stored record `id` (canonical form) of `device`, if any.
+    pub(crate) async fn record(&self, device: String, id: String) -> Result<Option<StoredRecord>> {
+        match &self.backend {
+            Backend::Sqlite(db) => {
+                let db = db.clone();
+                blocking(move || db.record(&device, &id)).await
+            }
+            Backend::Postgres(db) => Ok(db.records(stored::Which::One(&device, &id)).await?.pop()),
         }
     }
 

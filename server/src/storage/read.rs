@@ -8,6 +8,7 @@ use std::time::Duration;
 use crewsafe_protocol::{DispatchSos, DispatchStatus};
 use rusqlite::Connection;
 
+use super::auth::Enrollment;
 use super::dispatch::{Advance, Lookup, Move};
 use super::postgres::Postgres;
 use super::sqlite;
@@ -161,6 +162,40 @@ impl ServerStore {
         match &self.backend {
             Backend::Sqlite(c) => sqlite::auth::enroll_dispatcher(c, name),
             Backend::Postgres { runtime, db } => runtime.block_on(db.enroll_dispatcher(name)),
+        }
+    }
+
+    /// Every enrolled device (id and when its token was issued; never the token), by id.
+    pub fn devices(&self) -> Result<Vec<Enrollment>> {
+        match &self.backend {
+            Backend::Sqlite(c) => sqlite::auth::devices(c),
+            Backend::Postgres { runtime, db } => runtime.block_on(db.devices()),
+        }
+    }
+
+    /// Every enrolled dispatcher (name and when its token was issued), by name.
+    pub fn dispatchers(&self) -> Result<Vec<Enrollment>> {
+        match &self.backend {
+            Backend::Sqlite(c) => sqlite::auth::dispatchers(c),
+            Backend::Postgres { runtime, db } => runtime.block_on(db.dispatchers()),
+        }
+    }
+
+    /// Revokes a device: its token is refused (401) from the next request on, also by
+    /// running servers; its records stay. `false` if it was not enrolled. Enrolling it again
+    /// issues a new token.
+    pub fn revoke_device(&self, device_id: &str) -> Result<bool> {
+        match &self.backend {
+            Backend::Sqlite(c) => sqlite::auth::revoke_device(c, device_id),
+            Backend::Postgres { runtime, db } => runtime.block_on(db.revoke_device(device_id)),
+        }
+    }
+
+    /// Revokes a dispatcher as [`ServerStore::revoke_device`] revokes a device.
+    pub fn revoke_dispatcher(&self, name: &str) -> Result<bool> {
+        match &self.backend {
+            Backend::Sqlite(c) => sqlite::auth::revoke_dispatcher(c, name),
+            Backend::Postgres { runtime, db } => runtime.block_on(db.revoke_dispatcher(name)),
         }
     }
 

@@ -4,7 +4,7 @@
 use deadpool_postgres::GenericClient;
 
 use crate::error::Result;
-use crate::storage::auth::{check_name, new_token};
+use crate::storage::auth::{check_name, new_token, Enrollment};
 use crate::storage::column::{now, sha256};
 
 /// Enrolls (or re-enrolls) a device and returns its new bearer token.
@@ -33,6 +33,24 @@ pub(crate) async fn enroll_dispatcher(c: &impl GenericClient, name: &str) -> Res
     )
     .await?;
     Ok(token)
+}
+
+/// Every enrolled device (`table` `devices`, key `device_id`) or dispatcher (`dispatchers`,
+/// `name`), by key.
+pub(crate) async fn list(c: &impl GenericClient, sql: &str) -> Result<Vec<Enrollment>> {
+    let rows = c.query(sql, &[]).await?;
+    Ok(rows
+        .iter()
+        .map(|r| Enrollment {
+            name: r.get(0),
+            enrolled_at: r.get(1),
+        })
+        .collect())
+}
+
+/// Deletes an enrollment by the statement `sql` (`$1` the key); whether there was one.
+pub(crate) async fn revoke(c: &impl GenericClient, sql: &str, key: &str) -> Result<bool> {
+    Ok(c.execute(sql, &[&key]).await? > 0)
 }
 
 /// The device a bearer token belongs to.

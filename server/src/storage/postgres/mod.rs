@@ -136,6 +136,26 @@ impl Postgres {
         auth::enroll_dispatcher(&self.client().await?, name).await
     }
 
+    pub(crate) async fn devices(&self) -> Result<Vec<crate::storage::auth::Enrollment>> {
+        let sql = "SELECT device_id, enrolled_at FROM devices ORDER BY device_id";
+        auth::list(&self.client().await?, sql).await
+    }
+
+    pub(crate) async fn dispatchers(&self) -> Result<Vec<crate::storage::auth::Enrollment>> {
+        let sql = "SELECT name, enrolled_at FROM dispatchers ORDER BY name";
+        auth::list(&self.client().await?, sql).await
+    }
+
+    pub(crate) async fn revoke_device(&self, device_id: &str) -> Result<bool> {
+        let sql = "DELETE FROM devices WHERE device_id = $1";
+        auth::revoke(&self.client().await?, sql, device_id).await
+    }
+
+    pub(crate) async fn revoke_dispatcher(&self, name: &str) -> Result<bool> {
+        let sql = "DELETE FROM dispatchers WHERE name = $1";
+        auth::revoke(&self.client().await?, sql, name).await
+    }
+
     pub(crate) async fn process_batch(
         &self,
         device_id: &str,

@@ -4,8 +4,49 @@
 use rusqlite::{params, Connection, OptionalExtension as _};
 
 use crate::error::Result;
-use crate::storage::auth::{check_name, new_token};
-use crate::storage::column::{fmt_time, now, sha256};
+use crate::storage::auth::{check_name, new_token, Enrollment};
+use crate::storage::column::{fmt_time, now, parse_time, sha256};
+
+/// Every enrolled device, by id.
+pub(crate) fn devices(conn: &Connection) -> Result<Vec<Enrollment>> {
+    list(
+        conn,
+        "SELECT device_id, enrolled_at FROM devices ORDER BY device_id",
+    )
+}
+
+/// Every enrolled dispatcher, by name.
+pub(crate) fn dispatchers(conn: &Connection) -> Result<Vec<Enrollment>> {
+    list(
+        conn,
+        "SELECT name, enrolled_at FROM dispatchers ORDER BY name",
+    )
+}
+
+fn list(conn: &Connection, sql: &str) -> Result<Vec<Enrollment>> {
+    let rows: Vec<(String, String)> = conn
+        .prepare(sql)?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    rows.into_iter()
+        .map(|(name, at)| {
+            Ok(Enrollment {
+                name,
+                enrolled_at: parse_time(&at)?,
+            })
+        })
+        .collect()
+}
+
+/// Deletes a device's enrollment (its token stops working at once); whether it was enrolled.
+pub(crate) fn revoke_device(conn: &Connection, device_id: &str) -> Result<bool> {
+    Ok(conn.execute("DELETE FROM devices WHERE device_id = ?1", [device_id])? > 0)
+}
+
+/// Deletes a dispatcher's enrollment; whether it was enrolled.
+pub(crate) fn revoke_dispatcher(conn: &Connection, name: &str) -> Result<bool> {
+    Ok(conn.execute("DELETE FROM dispatchers WHERE name = ?1", [name])? > 0)
+}
 
 /// Enrolls (or re-enrolls) a device and returns its new bearer token. Re-enrolling replaces
 /// the previous token.

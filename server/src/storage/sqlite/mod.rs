@@ -40,6 +40,7 @@ use crate::hub::AlarmEvent;
 use crate::storage::dispatch::{Lookup, Move};
 use crate::storage::events::AlarmChange;
 use crate::storage::intake::Intake;
+use crate::storage::stored::{StoredRecord, Which};
 
 /// Most reader connections open at once.
 const MAX_READERS: usize = 4;
@@ -96,6 +97,11 @@ impl Sqlite {
         minute: Duration,
     ) -> Result<Intake> {
         self.write(|c| intake::process_batch(c, device_id, records, reject_ids, minute))
+    }
+
+    /// The stored record `id` of `device`, if any.
+    pub(crate) fn record(&self, device_id: &str, id: &str) -> Result<Option<StoredRecord>> {
+        self.read(|c| Ok(records::records(c, Which::One(device_id, id))?.pop()))
     }
 
     pub(crate) fn sos_statuses(&self, device_id: &str, ids: &[String]) -> Result<Vec<SosStatus>> {
