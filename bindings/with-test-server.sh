@@ -33,7 +33,8 @@ CREWSAFE_TEST_DISPATCHER_TOKEN=$("$bin" enroll-dispatcher --db "$work/server.db"
 export CREWSAFE_TEST_DEVICE_TOKEN CREWSAFE_TEST_DISPATCHER_TOKEN
 
 : >"$work/out"   # exists before the loop reads it (set -e)
-"$bin" --db "$work/server.db" --listen 127.0.0.1:0 --test-faults >"$work/out" 2>"$work/log" &
+# No per-device rate limit: the suites run many phones' worth of tests as one device.
+"$bin" --db "$work/server.db" --listen 127.0.0.1:0 --test-faults --device-rate 0 >"$work/out" 2>"$work/log" &
 server_pid=$!
 for _ in $(seq 1 100); do
   url=$(sed -n 's/^listening on //p' "$work/out" 2>/dev/null || true)

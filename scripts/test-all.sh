@@ -2,7 +2,8 @@
 # Runs every CrewSafe check on a fresh machine: installs what is missing (apt libjna-java and
 # debootstrap, npm kotlin-compiler into ~/.cache/crewsafe, the cached Swift chroot,
 # cargo-fuzz, apt chromium, chromium-driver and python3-selenium for the console test, apt
-# postgresql for the server's PostgreSQL tests), then fmt, clippy, the Rust tests (and the
+# postgresql for the server's PostgreSQL tests, npm @redocly/cli for the OpenAPI lint), then
+# fmt, the OpenAPI lint, clippy, the Rust tests (and the
 # server's on a throwaway PostgreSQL cluster), a fuzz smoke run, the benchmarks and demo as
 # smoke runs, binding generation, the Kotlin and Swift suites and the sample apps' logic
 # against the built library and a reference server.
@@ -37,6 +38,17 @@ cargo fmt --all -- --check
 
 step "no import cycles between the files of src/ and server/src/"
 python3 scripts/import-cycles.py src server/src
+
+step "OpenAPI: lint server/openapi.yaml (Redocly CLI, recommended rules as errors)"
+# npm @redocly/cli into the tools cache, like the Kotlin compiler. The server's integration
+# tests also check every answer they read against the document (server/tests/common/openapi.rs).
+redocly_dir="${CREWSAFE_CACHE:-$HOME/.cache/crewsafe}/tools/redocly"
+if [ ! -x "$redocly_dir/node_modules/.bin/redocly" ]; then
+  mkdir -p "$redocly_dir"
+  npm install --prefix "$redocly_dir" --no-audit --no-fund --loglevel=error @redocly/cli@2.77.0 >/dev/null
+fi
+REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+  "$redocly_dir/node_modules/.bin/redocly" lint --config server/redocly.yaml server/openapi.yaml
 
 step "cargo clippy -D warnings"
 cargo clippy --release --workspace --all-targets --features "$FEATURES" -- -D warnings

@@ -469,12 +469,18 @@ fn the_quick_sos_path_raises_for_the_crew_set_once() {
     ));
     t.store.set_crew(crew()).unwrap();
     let at = SystemTime::now() - Duration::from_secs(5);
-    let ms = at.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let ms = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     let id = t.store.raise_sos_quick(51.1694, 71.4491, 6.5, ms).unwrap();
     let sos = t.store.get_sos(id).unwrap();
     assert_eq!(sos.crew, crew());
     let fix = sos.location.unwrap();
-    assert_eq!((fix.latitude, fix.longitude, fix.accuracy_m), (51.1694, 71.4491, 6.5));
+    assert_eq!(
+        (fix.latitude, fix.longitude, fix.accuracy_m),
+        (51.1694, 71.4491, 6.5)
+    );
     assert_eq!(fix.provider, LocationProvider::Fused);
     let no_fix = t.store.raise_sos_quick(f64::NAN, 0.0, 0.0, 0).unwrap();
     assert!(t.store.get_sos(no_fix).unwrap().location.is_none());

@@ -6,6 +6,9 @@
 //! crewsafe-server serve --db server.db --listen 127.0.0.1:8080 ...      (same)
 //! crewsafe-server enroll-device --db server.db --device-id X             (prints the token)
 //! crewsafe-server enroll-dispatcher --db server.db --name N              (prints the token)
+//! crewsafe-server list-tokens --db server.db                             (ids and names, never tokens)
+//! crewsafe-server revoke-device --db server.db --device-id X             (401 from then on)
+//! crewsafe-server revoke-dispatcher --db server.db --name N
 //! ```
 //!
 //! Instead of `--db FILE` (SQLite), every command takes `--database-url postgres://…` (or the
@@ -56,6 +59,29 @@ enum Command {
         #[command(flatten)]
         db: DbArgs,
         /// Dispatcher name, recorded with every acknowledge and resolve.
+        #[arg(long)]
+        name: String,
+    },
+    /// List enrolled devices and dispatchers with when their tokens were issued (never the
+    /// tokens themselves).
+    ListTokens {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Revoke a device: its token is refused (401) from the next request on, also by running
+    /// servers. Its records stay; enroll-device issues a new token.
+    RevokeDevice {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Device id.
+        #[arg(long)]
+        device_id: String,
+    },
+    /// Revoke a dispatcher's token the same way.
+    RevokeDispatcher {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Dispatcher name.
         #[arg(long)]
         name: String,
     },
@@ -308,6 +334,41 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// Prints one line per enrollment: `device` or `dispatcher`, the time its token was issued and
+/// the id or name (last, as it may hold spaces).
+fn list_tokens(db: &Database) -> crewsafe_server::Result<()> {
+    let store = ServerStore::connect(db)?;
+    let rows = [
+        ("device", store.devices()?),
+        ("dispatcher", store.dispatchers()?),
+    ];
+    for (kind, list) in rows {
+        for e in list {
+            let at = e
+                .enrolled_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            println!("{kind:<10} {at} {}", e.name);
+        }
+    }
+    Ok(())
+}
+
+/// Revokes one enrollment; an error if there was none (so scripts notice a typo).
+fn revoke(
+    db: &Database,
+    kind: &str,
+    name: &str,
+    f: impl FnOnce(&ServerStore, &str) -> crewsafe_server::Result<bool>,
+) -> Result<(), String> {
+    let store = ServerStore::connect(db).map_err(|e| e.to_string())?;
+    if f(&store, name).map_err(|e| e.to_string())? {
+        println!("revoked {kind} {name}");
+        Ok(())
+    } else {
+        Err(format!("no {kind} {name:?} is enrolled"))
+    }
+}
+
 fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
@@ -325,6 +386,17 @@ fn main() -> ExitCode {
                 .and_then(|s| s.enroll_dispatcher(&name))
                 .map(|token| println!("{token}"))
                 .map_err(|e| e.to_string())
+        }),
+        Some(Command::ListTokens { db }) => db
+            .database()
+            .and_then(|db| list_tokens(&db).map_err(|e| e.to_string())),
+        Some(Command::RevokeDevice { db, device_id }) => db
+            .database()
+            .and_then(|db| revoke(&db, "device", &device_id, |s, id| s.revoke_device(id))),
+        Some(Command::RevokeDispatcher { db, name }) => db.database().and_then(|db| {
+            revoke(&db, "dispatcher", &name, |s, name| {
+                s.revoke_dispatcher(name)
+            })
         }),
     };
     match result {

@@ -757,3 +757,113 @@ fn every_flag_has_its_environment_variable() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// The answers' checker itself
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn the_openapi_checker_refuses_answers_that_do_not_match() {
+    use common::openapi::{check, check_schema};
+    let alarm = json!({
+        "id": "a", "device_id": "d", "crew": {"device_id": "d", "crew_id": "c"},
+        "raised_at": "2026-11-25T08:00:00Z", "received_at": "2026-11-25T08:00:01Z",
+        "status": "delivered", "updated_at": "2026-11-25T08:00:01Z",
+        "cancel": null, "location": null, "note": null
+    });
+    check_schema("DispatchSos", &alarm);
+    let fails =
+        |f: Box<dyn FnOnce() + std::panic::UnwindSafe>| std::panic::catch_unwind(f).is_err();
+    let mut wrong_status = alarm.clone();
+    wrong_status["status"] = json!("lost");
+    assert!(fails(Box::new(move || check_schema(
+        "DispatchSos",
+        &wrong_status
+    ))));
+    let mut not_rfc3339 = alarm.clone();
+    not_rfc3339["raised_at"] = json!("+10000-01-01T00:00:00Z");
+    assert!(fails(Box::new(move || check_schema(
+        "DispatchSos",
+        &not_rfc3339
+    ))));
+    let body = serde_json::to_vec(&alarm).unwrap();
+    check("/v1/dispatch/sos/a/acknowledge", 200, &body);
+    // A status the document does not list for the path.
+    assert!(fails(Box::new(move || check(
+        "/v1/dispatch/sos/a/acknowledge",
+        418,
+        &body
+    ))));
+    let error = br#"{"error":"rate_limited","message":"m"}"#;
+    check("/v1/records:batch", 429, error);
+    assert!(fails(Box::new(|| check(
+        "/v1/records:batch",
+        429,
+        br#"{"error":"nope","message":"m"}"#
+    ))));
+}
+
+#[test]
+fn tokens_are_listed_without_secrets_and_revoked_from_the_command_line() {
+    let l = Loop::start(no_limits);
+    let Database::Sqlite(db) = l.database.clone() else {
+        unreachable!()
+    };
+    let db = db.to_str().unwrap().to_string();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .args(args)
+            .env_remove("CREWSAFE_DATABASE_URL")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (ok, listed, _) = run(&["list-tokens", "--db", &db]);
+    assert!(ok);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 2, "{listed}");
+    assert!(
+        lines[0].starts_with("device     20") && lines[0].ends_with(&format!(" {DEVICE}")),
+        "{listed}"
+    );
+    assert!(
+        lines[1].starts_with("dispatcher 20") && lines[1].ends_with(" desk 4"),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains(&l.token) && !listed.contains(&l.dispatcher),
+        "{listed}"
+    );
+
+    let batch = |token: &str| {
+        l.client
+            .post(l.url("/v1/sos:status"))
+            .bearer_auth(token)
+            .body(json!({"protocol": 1, "ids": []}).to_string())
+            .send()
+            .unwrap()
+    };
+    assert_eq!(batch(&l.token).status(), 200);
+    let (ok, out, _) = run(&["revoke-device", "--db", &db, "--device-id", DEVICE]);
+    assert!(ok);
+    assert_eq!(out, format!("revoked device {DEVICE}\n"));
+    expect_error(batch(&l.token), 401, "unauthorized");
+    let (ok, _, err) = run(&["revoke-device", "--db", &db, "--device-id", DEVICE]);
+    assert!(!ok && err.contains("is enrolled"), "{err}");
+
+    let (ok, _, _) = run(&["revoke-dispatcher", "--db", &db, "--name", "desk 4"]);
+    assert!(ok);
+    let resp = l
+        .client
+        .get(l.url("/v1/dispatch/sos"))
+        .bearer_auth(&l.dispatcher)
+        .send()
+        .unwrap();
+    expect_error(resp, 401, "unauthorized");
+    let (_, listed, _) = run(&["list-tokens", "--db", &db]);
+    assert_eq!(listed, "");
+}

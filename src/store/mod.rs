@@ -373,10 +373,13 @@ impl CrewStore {
     /// dispatch's answer to any delivered SOS that is still open. Offline, neither sends
     /// anything. Repeated calls with the same value are cheap and do not reset the backoff.
     pub fn set_online(&self, online: bool) -> R<()> {
-        self.shared.watch.set_online(online);
-        if self.shared.signal.set_online(online) {
+        // Backoff is forgotten before the worker wakes: its first sync may run callbacks that
+        // close the store.
+        if online && !self.shared.signal.is_online() {
             self.with(|db| db.clear_backoff())?;
         }
+        self.shared.watch.set_online(online);
+        self.shared.signal.set_online(online);
         Ok(())
     }
 

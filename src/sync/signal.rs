@@ -33,6 +33,11 @@ impl Signal {
         came_online
     }
 
+    /// Whether the host last said the network is up.
+    pub fn is_online(&self) -> bool {
+        self.lock().online
+    }
+
     /// Wakes the worker because there may be new work.
     pub fn kick(&self) {
         self.lock().kicked = true;

@@ -327,6 +327,7 @@ impl EventStream {
             .expect("id");
         assert_eq!(lines[1], "event: alarm");
         let data = lines[2].strip_prefix("data: ").expect("data line");
+        super::openapi::check_schema("DispatchSos", &serde_json::from_str(data).expect("JSON"));
         Event {
             id,
             alarm: serde_json::from_str(data).expect("DispatchSos"),

@@ -200,6 +200,69 @@ pub fn dispatch_moves_and_sos_status(b: Backend) {
 }
 
 /// Only enrolled tokens work, each for its role; re-enrolling replaces a token.
+/// Enrollments are listed without tokens; a revoked device or dispatcher token is refused at
+/// once by the running server, the device's records stay, and enrolling again issues a token
+/// that works.
+pub fn revocation(b: Backend) {
+    let Some(l) = site(b, |c| c) else { return };
+    let other = l.enroll_device("second-phone");
+    let store = l.store();
+    let devices: Vec<String> = store
+        .devices()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(devices, [DEVICE, "second-phone"]);
+    let dispatchers = store.dispatchers().unwrap();
+    assert_eq!(dispatchers.len(), 1);
+    assert_eq!(dispatchers[0].name, DISPATCHER);
+    let age = chrono::Utc::now() - dispatchers[0].enrolled_at;
+    assert!(
+        age >= chrono::TimeDelta::zero() && age < chrono::TimeDelta::minutes(5),
+        "{age}"
+    );
+    let s = sos();
+    l.send(std::slice::from_ref(&s));
+
+    assert!(store.revoke_device(DEVICE).unwrap());
+    let resp = l
+        .client
+        .post(l.url("/v1/records:batch"))
+        .bearer_auth(&l.token)
+        .body(json!({"protocol": 1, "records": [report()]}).to_string())
+        .send()
+        .unwrap();
+    expect_error(resp, 401, "unauthorized");
+    assert!(!store.revoke_device(DEVICE).unwrap());
+    assert_eq!(l.store().record_count().unwrap(), 1);
+    let devices: Vec<String> = store
+        .devices()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(devices, ["second-phone"]);
+    // Other devices go on.
+    let mut theirs = sos_for("second-phone");
+    theirs["content"]["crew"]["device_id"] = json!("second-phone");
+    l.send_as(&other, &[theirs]);
+
+    assert!(store.revoke_dispatcher(DISPATCHER).unwrap());
+    let resp = l
+        .client
+        .get(l.url("/v1/dispatch/sos"))
+        .bearer_auth(&l.dispatcher)
+        .send()
+        .unwrap();
+    expect_error(resp, 401, "unauthorized");
+    assert!(store.dispatchers().unwrap().is_empty());
+
+    let fresh = l.enroll_device(DEVICE);
+    l.send_as(&fresh, &[report()]);
+    assert_eq!(l.store().record_count().unwrap(), 3);
+}
+
 pub fn tokens(b: Backend) {
     let Some(l) = site(b, |c| c) else { return };
     let r = report();
@@ -487,6 +550,10 @@ macro_rules! suite {
         #[test]
         fn tokens() {
             contract::tokens($backend)
+        }
+        #[test]
+        fn revocation() {
+            contract::revocation($backend)
         }
         #[test]
         fn check_ins() {
