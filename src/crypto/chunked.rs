@@ -14,10 +14,10 @@
 
 use std::io::{Read, Seek, SeekFrom, Write};
 
-use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use ring::aead::{Aad, Nonce, NONCE_LEN};
 use zeroize::Zeroizing;
 
-use super::{random_key_bytes, CryptoError, KEY_LEN};
+use super::{CryptoError, DataKey};
 
 /// Plaintext bytes per chunk.
 pub const CHUNK_LEN: usize = 64 * 1024;
@@ -40,39 +40,9 @@ pub enum FileCryptoError {
     Key(#[from] CryptoError),
 }
 
-/// One attachment's own key. The raw bytes are wiped when dropped.
-pub struct FileKey {
-    raw: Zeroizing<[u8; KEY_LEN]>,
-    key: LessSafeKey,
-}
-
-impl FileKey {
-    /// A fresh random key.
-    pub fn generate() -> Result<Self, CryptoError> {
-        let raw = random_key_bytes()?;
-        Self::from_bytes(&raw[..])
-    }
-
-    /// A key from its 32 bytes (unwrapped from the database).
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
-        if bytes.len() != KEY_LEN {
-            return Err(CryptoError::BadKeyLength(bytes.len()));
-        }
-        let mut raw = Zeroizing::new([0u8; KEY_LEN]);
-        raw.copy_from_slice(bytes);
-        let unbound =
-            UnboundKey::new(&AES_256_GCM, &raw[..]).map_err(|_| CryptoError::BadKeyLength(0))?;
-        Ok(FileKey {
-            raw,
-            key: LessSafeKey::new(unbound),
-        })
-    }
-
-    /// The raw bytes, to be sealed under the data key.
-    pub fn expose(&self) -> &[u8] {
-        &self.raw[..]
-    }
-}
+/// One attachment's own key: a [`DataKey`] drawn for this file alone (its raw bytes are
+/// wiped when dropped), sealed under the store's data key in the database.
+pub type FileKey = DataKey;
 
 fn header() -> [u8; HEADER_LEN as usize] {
     let mut h = [0u8; HEADER_LEN as usize];
@@ -139,7 +109,7 @@ impl<'k, W: Write> SealingWriter<'k, W> {
     fn seal_chunk(&mut self, last: bool) -> Result<(), FileCryptoError> {
         let tag = self
             .key
-            .key
+            .aead()
             .seal_in_place_separate_tag(
                 nonce(self.index, last),
                 Aad::from(&self.aad[..]),
@@ -242,7 +212,7 @@ impl<R: Read + Seek> OpeningReader<R> {
             .map_err(|_| FileCryptoError::Unauthentic)?;
         let len = self
             .key
-            .key
+            .aead()
             .open_in_place(nonce(index, last), Aad::from(&self.aad[..]), &mut buf[..])
             .map_err(|_| FileCryptoError::Unauthentic)?
             .len();

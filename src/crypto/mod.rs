@@ -99,6 +99,11 @@ impl DataKey {
         Self::from_bytes(&bytes[..])
     }
 
+    /// The AEAD key itself (for the chunked file format).
+    pub(crate) fn aead(&self) -> &LessSafeKey {
+        &self.key
+    }
+
     /// The raw key bytes (for handing to the host's key wrapper).
     pub fn expose(&self) -> &[u8] {
         &self.raw[..]
