@@ -76,6 +76,7 @@ CREWSAFE_BENCH_QUICK=1 cargo bench --features "$FEATURES" --bench store
 CREWSAFE_BENCH_QUICK=1 cargo bench --features "$FEATURES" --bench sync
 CREWSAFE_BENCH_QUICK=1 cargo bench --features "$FEATURES" --bench history
 CREWSAFE_BENCH_QUICK=1 cargo bench --features "$FEATURES" --bench sos_loop
+CREWSAFE_BENCH_QUICK=1 cargo bench --features "$FEATURES" --bench media
 
 step "demo (smoke run)"
 # --serve reads one Enter (raises one more SOS), then end of input stops it.

@@ -1,7 +1,7 @@
 //! Attachment uploads from the phone to the real reference server: delivered once the server
 //! checked the whole file against the report's commitment, downloadable by a dispatcher with
-//! the same bytes; through our fault proxy with many cuts at random points (bytes on the wire
-//! at most 1.1x the file); across a server restart; an SOS raised during a long upload on a
+//! the same bytes (cuts at random points and kills: `tests/attachments_faults.rs`); across a
+//! server restart; an SOS raised during a long upload on a
 //! slow link reaches the server at once; and the server's own checks (chunk checksum, offset,
 //! whole-file hash, unknown report) over raw HTTP.
 
@@ -152,57 +152,6 @@ fn attachments_are_delivered_once_checked_and_download_byte_for_byte() {
     assert_eq!(listed[0]["sha256"], sha_hex(&photo));
     // Nothing more to send.
     assert_eq!(e.t.store.sync_now().unwrap().uploaded_bytes, 0);
-}
-
-#[test]
-fn twenty_cuts_at_random_points_cost_at_most_a_tenth_more_bytes() {
-    let proxy = Arc::new(std::sync::Mutex::new(None::<Proxy>));
-    let p2 = proxy.clone();
-    let e = Env::start(move |s| {
-        let p = Proxy::start(s.url.trim_start_matches("http://").parse().unwrap());
-        let url = p.url();
-        *p2.lock().unwrap() = Some(p);
-        url
-    });
-    let guard = proxy.lock().unwrap();
-    let proxy = guard.as_ref().unwrap();
-    let video = content(20 << 20, 3);
-    let (report, atts) = e.report_with(&[(&video, AttachmentKind::Video, "video/mp4")]);
-    let mut rng = Rng::new(Rng::clock_seed());
-    // Only the attachment requests are cut; the report goes untouched.
-    proxy.only_requests_to(Some("/attachments/"));
-    let mut cuts = 0;
-    let started = Instant::now();
-    let before = proxy.stats().bytes_up;
-    while e.t.store.list_attachments(report.clone()).unwrap()[0].sync_state != SyncState::Delivered
-    {
-        if cuts < 20 && proxy.pending_once() == 0 {
-            // A cut somewhere in the next request (up to a whole largest chunk in).
-            let after = 200 + rng.below(4 << 20) as usize;
-            if rng.chance(50) {
-                proxy.once(Fault::ResetMidRequest { after });
-            } else {
-                proxy.once(Fault::CutAfterRequest);
-            }
-            cuts += 1;
-        }
-        let _ = e.t.store.sync_now();
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "not delivered"
-        );
-    }
-    let wire = proxy.stats().bytes_up - before;
-    assert!(cuts >= 10, "only {cuts} cuts happened");
-    assert!(
-        (wire as f64) <= 1.1 * video.len() as f64 + 20_000.0,
-        "{wire} bytes on the wire for {} ({} cuts)",
-        video.len(),
-        cuts
-    );
-    let (status, got) = e.download(&report, &atts[0].id);
-    assert_eq!(status, 200);
-    assert_eq!(sha_hex(&got), sha_hex(&video));
 }
 
 #[test]

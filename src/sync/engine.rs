@@ -42,11 +42,11 @@ pub(super) type Posted = (
 pub(crate) fn sync_now(shared: &Shared) -> Result<SyncReport, CrewSafeError> {
     refuse_reentry()?;
     let _one = shared.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
-    sync_locked(shared)
+    sync_locked(shared, false)
 }
 
-/// Runs one sync; the caller holds the sync lock.
-pub(crate) fn sync_locked(shared: &Shared) -> Result<SyncReport, CrewSafeError> {
+/// Runs one sync; the caller holds the sync lock. `on_worker`: the background worker runs it.
+pub(crate) fn sync_locked(shared: &Shared, on_worker: bool) -> Result<SyncReport, CrewSafeError> {
     let _here = SyncingHere::enter();
     let setup = shared.sync_setup().ok_or(SyncError::NotConfigured)?;
     shared
@@ -73,6 +73,7 @@ pub(crate) fn sync_locked(shared: &Shared) -> Result<SyncReport, CrewSafeError> 
         token: Zeroizing::new(String::new()),
         refreshed: false,
         accepted_any: false,
+        on_worker,
         horizon: Horizon {
             queued_by: shared.db(|db| db.last_seq()).map_err(SyncError::from)?,
             sos_by: 0,

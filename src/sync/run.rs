@@ -23,6 +23,9 @@ pub(super) struct Run<'a> {
     pub(super) refreshed: bool,
     /// The server accepted (or already had) at least one record in this run.
     pub(super) accepted_any: bool,
+    /// Run by the background worker (which `shutdown` and going offline stop at the next
+    /// attachment chunk), not by the app's `sync_now`.
+    pub(super) on_worker: bool,
     /// What this sync delivers: what was queued when it started, and SOS alarms raised since
     /// (so that a sync in a time-boxed background job ends while records keep arriving).
     pub(super) horizon: Horizon,

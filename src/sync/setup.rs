@@ -16,6 +16,36 @@ pub struct SyncSetup {
     pub(super) tokens: Arc<dyn TokenProvider>,
     pub(super) config: SyncConfig,
     pub(super) sizer: BatchSizer,
+    /// How attachment chunks are sized now (kept from one sync to the next).
+    pub(super) pace: std::sync::Mutex<UploadPace>,
+}
+
+/// Attachment chunk sizing, in upload units: it starts at one unit and doubles while chunks
+/// go up quickly, up to [`UploadPace::MAX_UNITS`]; a failed chunk (a cut link) drops it to one
+/// unit, where it stays until [`UploadPace::CALM_UNITS`] units went up without a failure. On a
+/// link that keeps dropping, a cut then costs at most one unit.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct UploadPace {
+    /// Units per chunk.
+    pub(super) units: u64,
+    /// Units sent since the last failure.
+    pub(super) calm: u64,
+}
+
+impl UploadPace {
+    /// Most units per chunk (1 MiB).
+    pub(super) const MAX_UNITS: u64 = 4;
+    /// Units without a failure before chunks grow again after one.
+    pub(super) const CALM_UNITS: u64 = 32;
+}
+
+impl Default for UploadPace {
+    fn default() -> Self {
+        UploadPace {
+            units: 1,
+            calm: Self::CALM_UNITS,
+        }
+    }
 }
 
 impl SyncSetup {
@@ -38,6 +68,7 @@ impl SyncSetup {
             tokens,
             config,
             sizer,
+            pace: Default::default(),
         })
     }
 }

@@ -51,7 +51,7 @@ impl Signal {
     }
 
     /// Whether the worker was asked to stop.
-    pub(super) fn stopping(&self) -> bool {
+    pub(crate) fn stopping(&self) -> bool {
         self.lock().stop
     }
 

@@ -2,9 +2,9 @@
 //! (`docs/protocol.md`, "Attachments"). The server says how many bytes of a file it holds; the
 //! phone sends the rest in chunks that start on multiples of [`proto::UPLOAD_UNIT`] (so a retry
 //! after a cut resumes on the same boundaries), each with its SHA-256, and a chunk's size
-//! follows the link: it doubles while chunks go up in under a second and halves when one takes
-//! longer than three (a slow link gets small chunks, so an SOS raised meanwhile waits at most
-//! for one). Before every chunk, an SOS waiting in the queue goes first. The server checks the
+//! follows the link ([`UploadPace`]): it doubles while chunks go up in under a second and
+//! halves when one takes longer than three (a slow link gets small chunks, so an SOS raised
+//! meanwhile waits at most for one), and a link that drops connections gets one-unit chunks. Before every chunk, an SOS waiting in the queue goes first. The server checks the
 //! whole file against the SHA-256 its report commits to before it says `stored`; only then is
 //! the attachment delivered on the phone.
 
@@ -15,6 +15,7 @@ use ring::digest::{digest, SHA256};
 
 use super::error::SyncError;
 use super::run::Run;
+use super::setup::UploadPace;
 use super::transport::{status_error, TransportError};
 use crate::db::attachments::NextUpload;
 use crate::db::media::hex;
@@ -41,20 +42,16 @@ impl From<TransportError> for UploadError {
     }
 }
 
-/// Chunk sizes in units of [`proto::UPLOAD_UNIT`].
-const MAX_UNITS: u64 = proto::MAX_UPLOAD_CHUNK / proto::UPLOAD_UNIT;
-
 impl Run<'_> {
     /// Uploads every attachment whose report the server holds. False if the sync must end.
     pub(super) fn upload_attachments(&mut self) -> Result<bool, SyncError> {
-        let mut units = 1u64;
         let mut tried = std::collections::HashSet::new();
         while let Some(next) = self.shared.db(|db| db.next_upload())? {
             if !tried.insert(next.id.clone()) || self.shared.closing() {
                 // One try per attachment per sync.
                 return Ok(true);
             }
-            match self.upload_one(&next, &mut units)? {
+            match self.upload_one(&next)? {
                 Some(true) => {}
                 Some(false) => return Ok(true),
                 None => return Ok(false),
@@ -65,11 +62,7 @@ impl Run<'_> {
 
     /// Uploads one attachment: Some(true) when done with it, Some(false) when the server does
     /// not take it yet, None when the sync must stop (the lane's backoff is set).
-    fn upload_one(
-        &mut self,
-        next: &NextUpload,
-        units: &mut u64,
-    ) -> Result<Option<bool>, SyncError> {
+    fn upload_one(&mut self, next: &NextUpload) -> Result<Option<bool>, SyncError> {
         let path = proto::attachment_path(&next.report_id, &next.id);
         let mut status = match self.attachment_status(&path) {
             Ok(s) => s,
@@ -83,11 +76,12 @@ impl Run<'_> {
             if self.sos_waits_behind(Lane::Report)? && !self.drain_lane(Lane::Sos)? {
                 return Ok(None);
             }
-            if self.shared.closing() {
+            if self.must_stop() {
                 return Ok(None);
             }
             let offset = status.received;
-            let len = (*units * proto::UPLOAD_UNIT).min(next.size.saturating_sub(offset));
+            let units = self.pace().units;
+            let len = (units * proto::UPLOAD_UNIT).min(next.size.saturating_sub(offset));
             let chunk = file
                 .read_at(offset, len as usize)
                 .map_err(crate::error::StoreError::from)?;
@@ -95,12 +89,7 @@ impl Run<'_> {
             match self.put_chunk(&path, offset, &chunk) {
                 Ok(s) => {
                     status = s;
-                    let took = started.elapsed();
-                    if took < Duration::from_secs(1) {
-                        *units = (*units * 2).min(MAX_UNITS);
-                    } else if took > Duration::from_secs(3) {
-                        *units = (*units / 2).max(1);
-                    }
+                    self.paced(units, Some(started.elapsed()));
                     self.shared.db(|db| db.set_uploaded(&id, status.received))?;
                     self.report_bytes(chunk.len() as u64);
                 }
@@ -118,7 +107,7 @@ impl Run<'_> {
                     return Ok(Some(true));
                 }
                 Err(e) => {
-                    *units = (*units / 2).max(1);
+                    self.paced(units, None);
                     return self.upload_failed(e);
                 }
             }
@@ -126,6 +115,35 @@ impl Run<'_> {
         self.shared
             .db(|db| db.finish_upload(&id, true, next.size))?;
         Ok(Some(true))
+    }
+
+    /// Whether an upload must stop before its next chunk: the store is closing, or (for the
+    /// background worker) `shutdown` was called or the network went away. The app's own
+    /// `sync_now` goes on while it runs.
+    fn must_stop(&self) -> bool {
+        self.shared.closing()
+            || (self.on_worker
+                && (self.shared.signal.stopping() || !self.shared.signal.is_online()))
+    }
+
+    fn pace(&self) -> UploadPace {
+        *self.setup.pace.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sizes the next chunk after one of `units` went up in `took`, or failed (`None`).
+    fn paced(&self, units: u64, took: Option<Duration>) {
+        let mut pace = self.setup.pace.lock().unwrap_or_else(|p| p.into_inner());
+        match took {
+            None => *pace = UploadPace { units: 1, calm: 0 },
+            Some(took) => {
+                pace.calm += units;
+                if took > Duration::from_secs(3) {
+                    pace.units = (pace.units / 2).max(1);
+                } else if took < Duration::from_secs(1) && pace.calm >= UploadPace::CALM_UNITS {
+                    pace.units = (pace.units * 2).min(UploadPace::MAX_UNITS);
+                }
+            }
+        }
     }
 
     fn upload_failed(&mut self, e: UploadError) -> Result<Option<bool>, SyncError> {

@@ -37,7 +37,7 @@ fn run(shared: Weak<Shared>, signal: Arc<Signal>) {
                 Err(TryLockError::WouldBlock) => std::thread::sleep(Duration::from_millis(10)),
             }
         };
-        let result = sync_locked(&shared);
+        let result = sync_locked(&shared, true);
         drop(one);
         deadline = match result {
             Ok(report) => match report.outcome {

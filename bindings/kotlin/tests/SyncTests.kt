@@ -579,4 +579,58 @@ fun syncTests() {
             assertEquals("due_in_minutes", bad.field)
         }
     }
+
+    test("35 attachments: a photo (bytes) and a recording (file) read back through openAttachment, finalized, synced, both Delivered") {
+        val server = testServer()
+        withSyncStore(server) { t ->
+            val draft = t.store.createDraft(server.crew(), completeFields())
+            val photo = ByteArray(300_000) { (it * 31 + 7).toByte() }
+            val recording = ByteArray(1_000_003) { (it * 17 + 3).toByte() }
+            val file = t.dir.resolve("recording.m4a")
+            java.nio.file.Files.write(file, recording)
+            val p = t.store.addAttachmentBytes(draft.id, photo, AttachmentKind.PHOTO, "image/jpeg", null)
+            val f = t.store.addAttachmentFile(draft.id, file.toString(), AttachmentKind.AUDIO, "audio/mp4", null)
+            // The library holds its own encrypted copy: the app may delete its plaintext file.
+            java.nio.file.Files.delete(file)
+            fun sha256(b: ByteArray) =
+                java.security.MessageDigest.getInstance("SHA-256").digest(b).joinToString("") { "%02x".format(it) }
+            fun readAll(id: String): ByteArray = t.store.openAttachment(id).use { r ->
+                val out = java.io.ByteArrayOutputStream()
+                while (true) {
+                    val part = r.read(out.size().toULong(), 65_536u)
+                    if (part.isEmpty()) break
+                    out.write(part)
+                }
+                assertEquals(r.size(), out.size().toULong(), "size of $id")
+                out.toByteArray()
+            }
+            for ((a, bytes) in listOf(p to photo, f to recording)) {
+                assertEquals(bytes.size.toULong(), a.size, "size of ${a.kind}")
+                assertEquals(sha256(bytes), a.sha256, "sha256 of ${a.kind}")
+                assertEquals(SyncState.DRAFT, a.syncState)
+                assertTrue(bytes.contentEquals(readAll(a.id)), "${a.kind} read back")
+            }
+            assertContentEquals(recording.copyOfRange(999_990, 1_000_003), t.store.openAttachment(f.id).use { it.read(999_990uL, 100u) })
+            assertEquals(listOf(p.id, f.id), t.store.listAttachments(draft.id).map { it.id })
+
+            val report = t.store.finalizeDraft(draft.id, t.store.getDraft(draft.id).revision)
+            assertEquals(listOf(p.id, f.id), report.attachments.map { it.id }, "the report commits to its files")
+            val deadline = System.nanoTime() + 30_000_000_000L
+            while (true) {
+                val r = t.store.syncNow()
+                if (r.outcome == SyncOutcome.Complete && r.pendingAttachments == 0UL) break
+                assertTrue(System.nanoTime() < deadline, "not delivered in 30 s: $r")
+                Thread.sleep(50)
+            }
+            val after = t.store.listAttachments(report.id)
+            assertEquals(2, after.size)
+            for (a in after) {
+                assertEquals(SyncState.DELIVERED, a.syncState, "${a.kind}")
+                assertEquals(a.size, a.uploadedBytes, "uploadedBytes of ${a.kind}")
+            }
+            assertEquals(SyncState.DELIVERED, t.store.getReport(report.id).syncState)
+            // Still readable on the phone after delivery.
+            assertTrue(photo.contentEquals(readAll(p.id)), "photo after delivery")
+        }
+    }
 }

@@ -436,4 +436,60 @@ func runSyncTests() {
             }) { if case .InvalidInput("due_in_minutes", _) = $0 { return true } else { return false } }
         }
     }
+
+    test("attachments: a photo (Data) and a recording (file) read back through openAttachment, finalized, synced, both delivered") {
+        let server = try testServer()
+        try withSyncStore(server) { t in
+            let draft = try t.store.createDraft(crew: server.crew(), fields: completeFields())
+            let photo = Data((0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
+            let recording = Data((0..<1_000_003).map { UInt8(truncatingIfNeeded: $0 &* 17 &+ 3) })
+            let file = t.dir.appendingPathComponent("recording.m4a")
+            try recording.write(to: file)
+            let p = try t.store.addAttachmentBytes(draftId: draft.id, bytes: photo, kind: .photo,
+                                                   mimeType: "image/jpeg", capturedAt: nil)
+            let f = try t.store.addAttachmentFile(draftId: draft.id, path: file.path, kind: .audio,
+                                                  mimeType: "audio/mp4", capturedAt: nil)
+            // The library holds its own encrypted copy: the app may delete its plaintext file.
+            try FileManager.default.removeItem(at: file)
+            func readAll(_ id: String) throws -> Data {
+                let r = try t.store.openAttachment(attachmentId: id)
+                var out = Data()
+                while true {
+                    let part = try r.read(offset: UInt64(out.count), maxBytes: 65_536)
+                    if part.isEmpty { break }
+                    out.append(part)
+                }
+                expectEqual(r.size(), UInt64(out.count), "size of \(id)")
+                return out
+            }
+            for (a, bytes) in [(p, photo), (f, recording)] {
+                expectEqual(a.size, UInt64(bytes.count), "size of \(a.kind)")
+                expectEqual(a.sha256.count, 64, "sha256 of \(a.kind)")
+                expectEqual(a.syncState, .draft)
+                expect(try readAll(a.id) == bytes, "\(a.kind) read back")
+            }
+            let tail = try t.store.openAttachment(attachmentId: f.id).read(offset: 999_990, maxBytes: 100)
+            expect(tail == recording.subdata(in: 999_990..<1_000_003), "a range read back")
+            expectEqual(try t.store.listAttachments(reportId: draft.id).map(\.id), [p.id, f.id])
+
+            let report = try t.store.finalizeDraft(
+                draftId: draft.id, expectedRevision: try t.store.getDraft(draftId: draft.id).revision)
+            expectEqual(report.attachments.map(\.id), [p.id, f.id], "the report commits to its files")
+            let deadline = Date().addingTimeInterval(30)
+            while true {
+                let r = try t.store.syncNow()
+                if r.outcome == .complete && r.pendingAttachments == 0 { break }
+                try require(Date() < deadline, "not delivered in 30 s: \(r)")
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            let after = try t.store.listAttachments(reportId: report.id)
+            expectEqual(after.count, 2)
+            for a in after {
+                expectEqual(a.syncState, .delivered, "\(a.kind)")
+                expectEqual(a.uploadedBytes, a.size, "uploadedBytes of \(a.kind)")
+            }
+            expectEqual(try t.store.getReport(reportId: report.id).syncState, .delivered)
+            expect(try readAll(p.id) == photo, "photo after delivery")
+        }
+    }
 }
