@@ -188,11 +188,15 @@ fn an_upload_resumes_after_a_server_restart_without_sending_again() {
         assert!(Instant::now() < deadline);
         std::thread::sleep(Duration::from_millis(2));
     }
-    e.server.stop();
+    // The link drops (every connection torn down) and the server restarts meanwhile.
+    let proxy = proxy.lock().unwrap().take().unwrap();
+    proxy.down();
     let _ = sync.join().unwrap();
+    e.server.stop();
     let held = e.t.store.list_attachments(report.clone()).unwrap()[0].uploaded_bytes;
     assert!(held < video.len() as u64);
     e.server.restart();
+    proxy.up();
     let sent = e.sync_until_done(Duration::from_secs(30));
     // Only what the server did not hold goes again (the chunk cut by the stop included).
     assert!(
