@@ -17,7 +17,7 @@ use libfuzzer_sys::fuzz_target;
 mod validate;
 
 const DEVICE: &str = "device-0001";
-const FIELDS: &[&str] = &["id", "lane", "parent_id", "content"];
+const FIELDS: &[&str] = &["id", "lane", "parent_id", "device_time", "content"];
 
 fuzz_target!(|data: &[u8]| {
     let req = match decode_batch_request(data) {

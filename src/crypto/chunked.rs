@@ -116,8 +116,9 @@ impl<'k, W: Write> SealingWriter<'k, W> {
                 &mut self.buf[..],
             )
             .map_err(|_| FileCryptoError::Unauthentic)?;
+        // One write per chunk: the tag goes after the ciphertext in the same buffer.
+        self.buf.extend_from_slice(tag.as_ref());
         self.out.write_all(&self.buf)?;
-        self.out.write_all(tag.as_ref())?;
         self.buf.clear();
         self.index += 1;
         Ok(())

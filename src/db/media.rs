@@ -5,15 +5,18 @@
 //! holds the database lock: a large video streams in while SOS alarms are still saved at once.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, ErrorKind, Read};
+use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 
 use ring::digest::{Context, SHA256};
+use zeroize::Zeroizing;
 
 use crate::crypto::chunked::{FileKey, OpeningReader, SealingWriter, CHUNK_LEN};
 use crate::error::{Result, StoreError};
 
 const SEALED: &str = "csa";
+/// Bytes read from the source at a time.
+const READ_LEN: usize = 4 * CHUNK_LEN;
 const PARTIAL: &str = "partial";
 
 /// What streaming a file in produced.
@@ -88,35 +91,54 @@ impl MediaDir {
             .write(true)
             .create_new(true)
             .open(partial)?;
-        let mut writer =
-            SealingWriter::new(BufWriter::with_capacity(CHUNK_LEN * 2, file), key, id)?;
-        let mut hash = Context::new(&SHA256);
-        let mut buf = zeroize::Zeroizing::new(vec![0u8; CHUNK_LEN]);
-        let mut size = 0u64;
-        loop {
-            let n = match source.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e.into()),
-            };
-            size += n as u64;
-            if size > max_bytes {
-                return Err(StoreError::invalid(
-                    "size",
-                    format!("larger than the limit of {max_bytes} bytes for this kind"),
-                ));
+        // Each sealed chunk is one write: no buffering needed.
+        let mut writer = SealingWriter::new(file, key, id)?;
+        // Hashing runs on a second thread while this one seals and writes: the two are the
+        // bulk of the CPU work, and a phone has more than one core.
+        let (to_hasher, pieces) =
+            std::sync::mpsc::sync_channel::<std::sync::Arc<Zeroizing<Vec<u8>>>>(4);
+        let hasher = std::thread::Builder::new()
+            .name("crewsafe-hash".into())
+            .spawn(move || {
+                let mut hash = Context::new(&SHA256);
+                for piece in pieces {
+                    hash.update(&piece);
+                }
+                hex(hash.finish().as_ref())
+            })?;
+        let streamed = (|| -> Result<u64> {
+            let mut size = 0u64;
+            loop {
+                let mut buf = Zeroizing::new(vec![0u8; READ_LEN]);
+                let n = match source.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                buf.truncate(n);
+                size += n as u64;
+                if size > max_bytes {
+                    return Err(StoreError::invalid(
+                        "size",
+                        format!("larger than the limit of {max_bytes} bytes for this kind"),
+                    ));
+                }
+                let piece = std::sync::Arc::new(buf);
+                writer.write(&piece)?;
+                // The hasher only ends early if it panicked; that shows when it is joined.
+                let _ = to_hasher.send(piece);
             }
-            hash.update(&buf[..n]);
-            writer.write(&buf[..n])?;
-        }
-        let (out, _) = writer.finish()?;
-        let file = out.into_inner().map_err(|e| e.into_error())?;
+            Ok(size)
+        })();
+        drop(to_hasher);
+        let sha256 = hasher
+            .join()
+            .map_err(|_| StoreError::Encode("attachment hash"))?;
+        let size = streamed?;
+        let (file, _) = writer.finish()?;
         file.sync_all()?;
-        Ok(Captured {
-            size,
-            sha256: hex(hash.finish().as_ref()),
-        })
+        Ok(Captured { size, sha256 })
     }
 
     fn sync_dir(&self) -> std::io::Result<()> {
