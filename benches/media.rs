@@ -2,7 +2,7 @@
 //!
 //! - Capture throughput: `add_attachment_file` of a 200 MB file (stream in, encrypt, hash,
 //!   fsync, commit the row) against a plain copy of the same bytes (a read/write loop with a
-//!   1 MiB buffer) followed by an fsync, interleaved, three rounds; the median ratio of the
+//!   1 MiB buffer) followed by an fsync, interleaved, five rounds; the median ratio of the
 //!   throughputs is the figure. Target >= 0.7x.
 //! - Peak resident memory while capturing and while uploading a 500 MB file, each in a child
 //!   process (this binary again) that opens the store, notes its `VmHWM` idle, then does the
@@ -16,7 +16,8 @@
 //!
 //! The disk's fsync latency is printed first: both sides of the capture ratio end in an fsync
 //! of the whole file, so the ratio moves with the disk's write speed at the moment.
-//! `CREWSAFE_BENCH_QUICK=1` runs a short smoke version (20 MB, 50 MB and 20 MB files).
+//! `CREWSAFE_BENCH_QUICK=1` runs a short smoke version (20 MB, 50 MB and 20 MB files);
+//! `CREWSAFE_BENCH_ONLY=capture` (or `memory`, `sos`) runs one part.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -163,7 +164,7 @@ fn capture_throughput(n: usize) {
     let draft = store.create_draft(crew(), complete_fields()).unwrap().id;
     let mb = n as f64 / MB as f64;
     let mut ratios = Vec::new();
-    let rounds = 3;
+    let rounds = 5;
     for round in 1..=rounds {
         let capture = || {
             let t = Instant::now();
@@ -556,7 +557,16 @@ fn main() {
         fsync_ms(probe.path(), 1024),
     );
     drop(probe);
-    capture_throughput(capture_n);
-    memory(rss_n);
-    sos_during_upload(sos_n, samples);
+    // `CREWSAFE_BENCH_ONLY=capture` (or `memory`, `sos`) runs one part.
+    let only = std::env::var("CREWSAFE_BENCH_ONLY").ok();
+    let runs = |part: &str| only.as_deref().is_none_or(|o| o == part);
+    if runs("capture") {
+        capture_throughput(capture_n);
+    }
+    if runs("memory") {
+        memory(rss_n);
+    }
+    if runs("sos") {
+        sos_during_upload(sos_n, samples);
+    }
 }

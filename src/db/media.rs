@@ -7,6 +7,8 @@
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::sync_channel;
+use std::sync::Arc;
 
 use ring::digest::{Context, SHA256};
 use zeroize::Zeroizing;
@@ -18,6 +20,10 @@ const SEALED: &str = "csa";
 /// Bytes read from the source at a time.
 const READ_LEN: usize = 4 * CHUNK_LEN;
 const PARTIAL: &str = "partial";
+/// Read buffers in use at once: one being read into, the others being hashed or waiting.
+const PIECES: usize = 6;
+/// Bytes written between two early flushes of a file being captured.
+const FLUSH_EVERY: u64 = 16 << 20;
 
 /// What streaming a file in produced.
 pub struct Captured {
@@ -91,31 +97,62 @@ impl MediaDir {
             .write(true)
             .create_new(true)
             .open(partial)?;
+        // The file goes to disk while it is still being written: each FLUSH_EVERY bytes, a
+        // third thread asks for what is written so far, so the fsync at the end finds little
+        // left (the kernel alone would keep it all in memory until then). It never holds the
+        // writing up: a nudge while it is busy is dropped.
+        let (to_flusher, nudges) = sync_channel::<()>(1);
+        let early = file.try_clone()?;
+        let flusher = std::thread::Builder::new()
+            .name("crewsafe-flush".into())
+            .spawn(move || -> std::io::Result<()> {
+                for () in nudges {
+                    early.sync_data()?;
+                }
+                Ok(())
+            })?;
         // Each sealed chunk is one write: no buffering needed.
         let mut writer = SealingWriter::new(file, key, id)?;
         // Hashing runs on a second thread while this one seals and writes: the two are the
-        // bulk of the CPU work, and a phone has more than one core.
-        let (to_hasher, pieces) =
-            std::sync::mpsc::sync_channel::<std::sync::Arc<Zeroizing<Vec<u8>>>>(4);
+        // bulk of the CPU work, and a phone has more than one core. A piece goes to the hasher
+        // before it is sealed, and comes back to be read into again: a few buffers serve the
+        // whole file (no allocation, zeroing or page faults per piece; memory stays flat).
+        let (to_hasher, pieces) = sync_channel::<Arc<Zeroizing<Vec<u8>>>>(PIECES);
+        let (give_back, returned) = sync_channel::<Arc<Zeroizing<Vec<u8>>>>(PIECES + 1);
+        for _ in 0..PIECES {
+            let _ = give_back.send(Arc::new(Zeroizing::new(vec![0u8; READ_LEN])));
+        }
         let hasher = std::thread::Builder::new()
             .name("crewsafe-hash".into())
             .spawn(move || {
                 let mut hash = Context::new(&SHA256);
                 for piece in pieces {
                     hash.update(&piece);
+                    // The reader may have stopped taking buffers back: nothing to do then.
+                    let _ = give_back.send(piece);
                 }
                 hex(hash.finish().as_ref())
             })?;
         let streamed = (|| -> Result<u64> {
             let mut size = 0u64;
-            loop {
-                let mut buf = Zeroizing::new(vec![0u8; READ_LEN]);
-                let n = match source.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e.into()),
+            // An error here means the hasher ended early (a panic): it shows when joined.
+            while let Ok(mut piece) = returned.recv() {
+                // The hasher hands a piece back only after its own reference is gone, and this
+                // thread dropped its one after sealing: the piece is this thread's alone.
+                let Some(buf) = Arc::get_mut(&mut piece) else {
+                    return Err(StoreError::Encode("attachment buffer"));
                 };
+                buf.resize(READ_LEN, 0);
+                let n = loop {
+                    match source.read(buf) {
+                        Ok(n) => break n,
+                        Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                };
+                if n == 0 {
+                    break;
+                }
                 buf.truncate(n);
                 size += n as u64;
                 if size > max_bytes {
@@ -124,18 +161,23 @@ impl MediaDir {
                         format!("larger than the limit of {max_bytes} bytes for this kind"),
                     ));
                 }
-                let piece = std::sync::Arc::new(buf);
+                if to_hasher.send(piece.clone()).is_err() {
+                    break;
+                }
                 writer.write(&piece)?;
-                // The hasher only ends early if it panicked; that shows when it is joined.
-                let _ = to_hasher.send(piece);
+                if size / FLUSH_EVERY != (size - n as u64) / FLUSH_EVERY {
+                    let _ = to_flusher.try_send(());
+                }
             }
             Ok(size)
         })();
         drop(to_hasher);
-        let sha256 = hasher
-            .join()
-            .map_err(|_| StoreError::Encode("attachment hash"))?;
+        drop(to_flusher);
+        let sha256 = hasher.join();
+        let flushed = flusher.join();
         let size = streamed?;
+        let sha256 = sha256.map_err(|_| StoreError::Encode("attachment hash"))?;
+        flushed.map_err(|_| StoreError::Encode("attachment flush"))??;
         let (file, _) = writer.finish()?;
         file.sync_all()?;
         Ok(Captured { size, sha256 })
