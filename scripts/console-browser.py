@@ -37,8 +37,17 @@ name when the page is ready for the next move and reads the test's answer from s
     (the server's missed check-in alarm appears; the third alarm shows its cancellation; the
      second, never acknowledged, is highlighted as escalated; the first is resolved with a
      message)
-    resolved <id>              ->   waits for the phone's listener to see Resolved
-                               <-   done
+    resolved <id>              ->   waits for the phone's listener to see Resolved; the crew
+                                    writes a report with a photo (a PNG of one colour), the
+                                    phone delivers the report and the photo
+                               <-   report <report id> <photo id> <r> <g> <b> <width>
+                                        <height> <bytes> <sha256>
+    (the Reports tab is reached with the keyboard; the report shows; the photo renders from
+     a blob: URL at its size and colour, read back through a canvas; its size and SHA-256 are
+     shown; the file was fetched with the token in the Authorization header, never in a URL;
+     a screenshot of the Reports view is saved as console-reports.png beside the other; the
+     Alarms tab brings the alarms back)
+    reported <id>              <-   done
     screenshot <path>
     result: N checks ok, M failed
 
@@ -134,6 +143,7 @@ def start_browser():
         "--no-first-run",
         "--disable-extensions",
         "--window-size=1366,768",  # the small laptop the console is made for
+        "--force-color-profile=srgb",  # pixels read back as written
     ):
         opts.add_argument(arg)
     # Requests (to read Last-Event-ID) and the page's console (CSP violations, JS errors).
@@ -499,8 +509,153 @@ def run(args, page):
         "the recently resolved section is shown",
     )
     say(f"resolved {sos_id}")
+
+    reports_view(args, page)
     read_command("done")
     page.js("window.scrollTo(0, 0)")
+
+
+def reports_view(args, page):
+    """A report with a photo from the phone: reached with the keyboard, the photo rendered."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    d = page.d
+    report_id, photo_id, r, g, b, width, height, size, sha = read_command("report")
+    rgb, width, height, size = [int(r), int(g), int(b)], int(width), int(height), int(size)
+
+    # --- The Reports tab, with the keyboard: focus the Alarms tab, arrow right.
+    d.find_element(By.ID, "tab-alarms").send_keys(Keys.ARROW_RIGHT)
+    wait_for(
+        "the Reports view",
+        lambda: page.js("return document.body.dataset.view") == "reports",
+        5,
+    )
+    check(
+        page.js(
+            """
+            const t = document.getElementById('tab-reports');
+            return document.activeElement === t && t.getAttribute('aria-selected') === 'true'
+                && document.getElementById('tab-alarms').getAttribute('aria-selected') === 'false'
+                && !document.getElementById('reports-view').hidden
+                && document.getElementById('alarms-view').hidden;
+            """
+        ),
+        "the arrow key moved to the Reports tab (focused, selected, its panel shown)",
+    )
+
+    # --- The report and its photo, loaded with the token in a header into a blob: URL.
+    card = wait_for(
+        f"report {report_id} with its photo rendered",
+        lambda: page.js(
+            """
+            const li = [...document.querySelectorAll('#reports li.report')]
+                .find((n) => n.dataset.id === arguments[0]);
+            if (!li) return null;
+            const f = [...li.querySelectorAll('li.file')]
+                .find((n) => n.dataset.attachmentId === arguments[1]);
+            const img = f && f.querySelector('img');
+            if (!img || !img.complete || img.naturalWidth === 0) return null;
+            const c = document.createElement('canvas');
+            c.width = img.naturalWidth;
+            c.height = img.naturalHeight;
+            const ctx = c.getContext('2d');
+            ctx.drawImage(img, 0, 0);
+            const px = [...ctx.getImageData(c.width >> 1, c.height >> 1, 1, 1).data];
+            const corner = [...ctx.getImageData(0, 0, 1, 1).data];
+            const save = f.querySelector('a.save');
+            return {
+              crew: li.querySelector('.crew').textContent,
+              head: li.querySelector('h3').textContent,
+              text: li.textContent, info: f.querySelector('.info').textContent,
+              sha: (f.querySelector('.sha code') || {}).textContent,
+              src: img.src, alt: img.alt, w: img.naturalWidth, h: img.naturalHeight,
+              shownW: img.getBoundingClientRect().width, px, corner,
+              save: save ? {href: save.href, download: save.download, tab: save.tabIndex} : null,
+              state: f.dataset.state,
+            };
+            """,
+            report_id,
+            photo_id,
+        ),
+        40,
+    )
+    check(
+        page.js("return window.__crewsafeNoReload") == "same page",
+        "the report appeared without a reload",
+    )
+    if args.crew:
+        check(card["crew"] == args.crew, f"the report shows its crew: {card['crew']!r}")
+    check(card["src"].startswith("blob:"), f"the photo is shown from a blob: URL: {card['src']!r}")
+    check(
+        (card["w"], card["h"]) == (width, height),
+        f"the photo renders at its size: {card['w']}x{card['h']} (expected {width}x{height})",
+    )
+    check(card["shownW"] > 0, f"the photo takes room on the page ({card['shownW']} px wide)")
+    def close(px):
+        return all(abs(a - e) <= 2 for a, e in zip(px[:3], rgb)) and px[3] == 255
+
+    check(
+        close(card["px"]) and close(card["corner"]),
+        f"the photo's pixels have the phone's colour: {card['px']} and {card['corner']} "
+        f"(expected {rgb})",
+    )
+    check(
+        bool(card["alt"]) and "photo" in card["alt"],
+        f"the photo has a text alternative: {card['alt']!r}",
+    )
+    check(card["sha"] == sha, f"the SHA-256 is shown in full: {card['sha']!r}")
+    check(
+        f"{size:,} bytes" in card["info"],
+        f"the size is shown ({size:,} bytes): {card['info']!r}",
+    )
+    check("image/png" in card["info"], "the MIME type is shown")
+    check(
+        bool(card["save"])
+        and card["save"]["href"].startswith("blob:")
+        and card["save"]["download"].endswith(".png")
+        and card["save"]["tab"] >= 0,
+        f"a keyboard-reachable link saves the photo: {card['save']!r}",
+    )
+
+    # --- The file travelled with the token in the header, never in a URL.
+    page.drain_logs()
+    downloads = [
+        r for r in page.requests if f"/attachments/{photo_id}" in r["url"].lower()
+    ]
+    check(
+        bool(downloads)
+        and all(r["headers"].get("Authorization") == f"Bearer {args.token}" for r in downloads),
+        f"the photo was fetched with the bearer token header ({len(downloads)} request(s))",
+    )
+    check(
+        all(args.token not in r["url"] for r in page.requests),
+        "the token is in no URL the page asked for",
+    )
+    listed = [r for r in page.requests if "/v1/dispatch/reports?" in r["url"]]
+    check(
+        bool(listed) and listed[-1]["headers"].get("Authorization") == f"Bearer {args.token}",
+        "the report list is asked for with the bearer token header",
+    )
+
+    # --- A screenshot of the Reports view, then back to the alarms, which still work.
+    page.js("window.scrollTo(0, 0)")
+    shot = os.path.join(os.path.dirname(os.path.abspath(args.screenshot)), "console-reports.png")
+    os.makedirs(os.path.dirname(shot), exist_ok=True)
+    d.save_screenshot(shot)
+    say(f"screenshot {shot}")
+    d.find_element(By.ID, "tab-alarms").click()
+    wait_for(
+        "the Alarms view again",
+        lambda: page.js("return document.body.dataset.view") == "alarms",
+        5,
+    )
+    check(
+        page.js("return document.querySelectorAll('#open li.alarm, #resolved li.alarm').length")
+        >= 3,
+        "the Alarms tab brings the alarm cards back",
+    )
+    say(f"reported {report_id}")
 
 
 def main():

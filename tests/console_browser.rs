@@ -7,11 +7,16 @@
 //! is down, and the page shows it after reconnecting by itself. Last, a lone-worker check-in
 //! falls due (the server's own alarm shows), the crew cancels the third alarm, the second,
 //! never acknowledged, shows escalated, and the first is resolved: the phone hears `Resolved`.
+//! Then the crew writes an incident report with a photo (a small PNG of a known colour made
+//! here), the phone delivers the report and the photo, and the console's Reports view, reached
+//! with the keyboard, shows the report with the photo rendered from the server's bytes (its
+//! size, its pixels' colour read back through a canvas), its size and SHA-256; the file was
+//! fetched with the token in a header, never in a URL.
 //!
 //! The browser side is `scripts/console-browser.py` (Debian's `chromium`, `chromium-driver`
 //! and `python3-selenium`); this test owns the server and the phone and talks to the script
-//! in lines (see the script's doc). A screenshot of the console is saved as
-//! `target/artifacts/console.png`.
+//! in lines (see the script's doc). Screenshots of the console are saved as
+//! `target/artifacts/console.png` (alarms) and `target/artifacts/console-reports.png`.
 //!
 //! Without the browser tools the test prints a loud SKIP and passes, unless
 //! `CREWSAFE_REQUIRE_BROWSER=1` (set by `scripts/test-all.sh`), which makes it fail.
@@ -29,10 +34,11 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use common::net::{config, Tokens};
-use common::{crew, fix, TestStore};
+use common::{complete_fields, crew, fix, TestStore};
 use crewsafe::*;
 use crewsafe_server::protocol::CONSOLE_PATH;
 use crewsafe_server::ServerConfig;
+use sha2::Digest as _;
 
 const DISPATCHER: &str = "alice-dispatch";
 const ADDRESS: &str = "Abai 10, flat 4";
@@ -40,6 +46,75 @@ const ADDRESS: &str = "Abai 10, flat 4";
 const ESCALATE_AFTER: Duration = Duration::from_secs(4);
 /// Longest wait for one step of the script.
 const STEP: Duration = Duration::from_secs(60);
+/// The colour of the report's photo.
+const PHOTO_RGB: [u8; 3] = [0x1e, 0x90, 0xc8];
+/// Its size in pixels.
+const PHOTO_SIZE: (u32, u32) = (48, 32);
+
+/// CRC-32 (ISO-HDLC, as PNG chunks use).
+fn crc32(parts: &[&[u8]]) -> u32 {
+    let mut crc = !0u32;
+    for byte in parts.iter().flat_map(|p| p.iter()) {
+        crc ^= u32::from(*byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A real PNG of `width` x `height` pixels all of colour `rgb` (8-bit RGB, the image data in
+/// stored deflate blocks: every viewer reads it).
+fn solid_png(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
+    // Each row: filter byte 0 (none), then the pixels.
+    let row: Vec<u8> = std::iter::once(0)
+        .chain((0..width).flat_map(|_| rgb))
+        .collect();
+    let raw = row.repeat(height as usize);
+    let mut zlib = vec![0x78, 0x01];
+    let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
+    for (i, block) in blocks.iter().enumerate() {
+        zlib.push(u8::from(i + 1 == blocks.len()));
+        let len = block.len() as u16;
+        zlib.extend_from_slice(&len.to_le_bytes());
+        zlib.extend_from_slice(&(!len).to_le_bytes());
+        zlib.extend_from_slice(block);
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    for byte in &raw {
+        a = (a + u32::from(*byte)) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    zlib.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut chunk = |kind: &[u8], data: &[u8]| {
+        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        png.extend_from_slice(kind);
+        png.extend_from_slice(data);
+        png.extend_from_slice(&crc32(&[kind, data]).to_be_bytes());
+    };
+    let mut header = Vec::new();
+    header.extend_from_slice(&width.to_be_bytes());
+    header.extend_from_slice(&height.to_be_bytes());
+    header.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit, RGB, deflate, no filter, no interlace
+    chunk(b"IHDR", &header);
+    chunk(b"IDAT", &zlib);
+    chunk(b"IEND", &[]);
+    png
+}
+
+#[test]
+fn the_test_png_is_a_png() {
+    // The CRC of IEND's empty data is a known constant.
+    assert_eq!(crc32(&[b"IEND"]), 0xae42_6082);
+    let png = solid_png(2, 1, [1, 2, 3]);
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
+    assert!(png.ends_with(&[0xae, 0x42, 0x60, 0x82]));
+}
 
 /// Every record change the phone reports.
 #[derive(Default)]
@@ -420,6 +495,60 @@ fn console_shows_phone_alarms_live_and_the_phone_hears_the_answers() {
         }
         if !heard(&sos.id, DispatchStatus::Resolved) {
             fail("the phone's RecordListener did not see Resolved within 10 s of the click");
+        }
+
+        // 6. An incident report with a photo: the phone delivers the report, then the photo;
+        //    the console's Reports view shows the photo rendered from the server's bytes.
+        let png = solid_png(PHOTO_SIZE.0, PHOTO_SIZE.1, PHOTO_RGB);
+        let draft = t.store.create_draft(crew(), complete_fields()).unwrap();
+        let photo = t
+            .store
+            .add_attachment_bytes(
+                draft.id.clone(),
+                png.clone(),
+                AttachmentKind::Photo,
+                "image/png".into(),
+                None,
+            )
+            .unwrap();
+        let report = t
+            .store
+            .finalize_draft(draft.id.clone(), draft.revision)
+            .unwrap();
+        let sha: String = sha2::Sha256::digest(&png)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if photo.sha256 != sha || photo.size != png.len() as u64 {
+            fail("the library's hash or size of the photo is not the file's");
+        }
+        let until = Instant::now() + Duration::from_secs(60);
+        let uploaded = loop {
+            let files = t.store.list_attachments(report.id.clone()).unwrap();
+            if !files.is_empty() && files.iter().all(|f| f.sync_state == SyncState::Delivered) {
+                break true;
+            }
+            if Instant::now() > until {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        if !uploaded {
+            fail("the report's photo was not delivered within 60 s");
+            break 'steps;
+        }
+        let [r, g, b] = PHOTO_RGB;
+        script.send(&format!(
+            "report {} {} {r} {g} {b} {} {} {} {sha}",
+            report.id.to_ascii_lowercase(),
+            photo.id.to_ascii_lowercase(),
+            PHOTO_SIZE.0,
+            PHOTO_SIZE.1,
+            png.len(),
+        ));
+        if script.expect("reported", STEP).is_none() {
+            fail("the console did not show the report's photo");
+            break 'steps;
         }
         script.send("done");
     }

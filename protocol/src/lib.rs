@@ -617,6 +617,18 @@ pub const DISPATCH_SOS_PATH: &str = "/v1/dispatch/sos";
 pub const DISPATCH_EVENTS_PATH: &str = "/v1/dispatch/events";
 /// Path of the dispatcher console (a web page served by the reference server).
 pub const CONSOLE_PATH: &str = "/console";
+/// Alarms in one page of the dispatcher SOS list when the request names no `limit`.
+pub const DEFAULT_SOS_PAGE: u32 = 100;
+/// Most alarms one page of the dispatcher SOS list may hold (a larger `limit` is refused).
+pub const MAX_SOS_PAGE: u32 = 1000;
+/// Path of the dispatcher report list (`GET`, newest first, a page at a time: see
+/// [`DispatchReportList`]); `/{report}/attachments` below it lists a report's files and
+/// `/{report}/attachments/{attachment}` downloads one (both with `?device_id=`).
+pub const DISPATCH_REPORTS_PATH: &str = "/v1/dispatch/reports";
+/// Reports in one page of the dispatcher report list when the request names no `limit`.
+pub const DEFAULT_REPORTS_PAGE: u32 = 50;
+/// Most reports one page of the dispatcher report list may hold (a larger `limit` is refused).
+pub const MAX_REPORTS_PAGE: u32 = 500;
 
 /// Optional body of a dispatcher's acknowledge or resolve.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -727,11 +739,68 @@ pub struct DispatchSos {
     pub check_in: Option<DispatchCheckIn>,
 }
 
-/// Answer to `GET /v1/dispatch/sos`: alarms in receive order.
+/// Answer to `GET /v1/dispatch/sos`: one page of alarms in receive order (by the server's
+/// receive time, oldest first).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DispatchSosList {
     /// The alarms.
     pub sos: Vec<DispatchSos>,
+    /// Pass as `cursor` (with the same filters) for the next page; absent on the last page.
+    /// Opaque.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// One file of a report as dispatch sees it: the report's commitment to it and how much of it
+/// the server holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DispatchAttachment {
+    /// Client-generated UUID of the attachment.
+    pub id: String,
+    /// What it holds.
+    pub kind: AttachmentKind,
+    /// Its MIME type, e.g. `image/jpeg` (as the phone declared it).
+    pub mime_type: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The SHA-256 of its bytes the report commits to, 64 lower-case hex digits.
+    pub sha256: String,
+    /// When it was captured (device clock).
+    pub captured_at: DateTime<Utc>,
+    /// The whole file is held and matched `sha256`: it can be downloaded.
+    pub stored: bool,
+    /// How many bytes from its start the server holds (`size` once stored).
+    pub received: u64,
+}
+
+/// One incident report as listed to dispatchers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DispatchReport {
+    /// Report id (client-generated).
+    pub id: String,
+    /// Device that sent it.
+    pub device_id: String,
+    /// When the server stored it (server clock).
+    pub received_at: DateTime<Utc>,
+    /// The record's device time (phone clock).
+    pub device_time: DateTime<Utc>,
+    /// The report's content (its `attachments` are the commitments).
+    pub content: ReportContent,
+    /// Each of `content.attachments`, in the same order, with what the server holds of it.
+    #[serde(default)]
+    pub attachments: Vec<DispatchAttachment>,
+}
+
+/// Answer to `GET /v1/dispatch/reports`: one page of incident reports, newest first (by
+/// receive order).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DispatchReportList {
+    /// The reports.
+    pub reports: Vec<DispatchReport>,
+    /// Pass as `cursor` (with the same filters) for the next, older page; absent on the last
+    /// page. Opaque.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// One injectable fault of the reference server's test mode (`POST /test/faults` takes a JSON

@@ -1,10 +1,25 @@
-// CrewSafe dispatcher console: a live list of open alarms with acknowledge and resolve.
+// CrewSafe dispatcher console: a live list of open alarms with acknowledge and resolve, and the
+// incident reports with their photos and recordings.
 // Plain JS, no framework, no outside resources; the reference server inlines this file into
-// the page at /console. Everything shown comes from the server as text (textContent only).
+// the page at /console. Everything shown comes from the server as text (textContent only);
+// attachment files are fetched with the token in a header and shown from blob: URLs.
 'use strict';
 (() => {
   const EVENTS_PATH = '/v1/dispatch/events';
   const SOS_PATH = '/v1/dispatch/sos';
+  const REPORTS_PATH = '/v1/dispatch/reports';
+  const REPORTS_PAGE = 25; // reports per request
+  const REPORTS_REFRESH_MS = 10000; // the first page is asked for again this often
+  const AUTO_IMAGE_MAX_BYTES = 15 * 1024 * 1024; // larger photos load on request
+  // Image types shown inline; anything else is offered as a file to save.
+  const INLINE_IMAGES = [
+    'image/png',
+    'image/jpeg',
+    'image/gif',
+    'image/webp',
+    'image/avif',
+    'image/bmp',
+  ];
   const TOKEN_KEY = 'crewsafe.dispatcher-token';
   const MAX_MESSAGE_CHARS = 500;
   const RESOLVED_KEEP_MS = 10 * 60 * 1000; // resolved alarms stay visible this long...
@@ -30,6 +45,12 @@
     connectedAt: 0,
     audio: null, // AudioContext, once the operator armed sound
     alarmTones: 0,
+    view: 'alarms', // the panel shown: 'alarms' or 'reports'
+    reports: new Map(), // "device_id NUL id" -> { report, node, files: Map(attachment id -> file) }
+    reportsCursor: undefined, // next_cursor of the oldest page loaded (null: no older ones)
+    reportsTimer: 0,
+    reportsLoading: false,
+    reportsGeneration: 0, // bumped on logout: answers of an older session are dropped
   };
 
   // ---- Time -------------------------------------------------------------------------------
@@ -547,6 +568,408 @@
     btn.classList.add('armed');
   });
 
+
+  // ---- Reports ------------------------------------------------------------------------------
+  // The report list is asked for a page at a time (newest first). While the Reports view is
+  // shown, the first page is asked for again every REPORTS_REFRESH_MS: new reports come in at
+  // the top, and files that finished uploading since turn from "not on the server yet" into
+  // photos and players. Files are fetched with the token in the Authorization header (never
+  // in a URL) and shown from blob: URLs, revoked when the token is forgotten.
+
+  const authHeaders = () => ({ Authorization: `Bearer ${state.token}` });
+  const reportKey = (r) => `${r.device_id}\u0000${r.id}`;
+  const words = (w) => String(w || '').replace(/_/g, ' ');
+
+  function fmtBytes(n) {
+    const units = ['bytes', 'KiB', 'MiB', 'GiB'];
+    let v = Number(n);
+    let i = 0;
+    while (v >= 1024 && i < units.length - 1) {
+      v /= 1024;
+      i++;
+    }
+    const short = i === 0 ? `${v} bytes` : `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
+    return i === 0 ? short : `${short} (${Number(n).toLocaleString('en')} bytes)`;
+  }
+
+  function showView(view) {
+    state.view = view;
+    for (const [name, tab, panel] of [
+      ['alarms', $('tab-alarms'), $('alarms-view')],
+      ['reports', $('tab-reports'), $('reports-view')],
+    ]) {
+      const on = name === view;
+      tab.setAttribute('aria-selected', String(on));
+      tab.tabIndex = on ? 0 : -1;
+      panel.hidden = !on;
+    }
+    document.body.dataset.view = view;
+    clearTimeout(state.reportsTimer);
+    if (view === 'reports') refreshReports();
+  }
+
+  $('tab-alarms').addEventListener('click', () => showView('alarms'));
+  $('tab-reports').addEventListener('click', () => showView('reports'));
+  // The tab pattern: arrow keys move between the tabs, Home/End to the first/last.
+  $('views').addEventListener('keydown', (e) => {
+    const tabs = [$('tab-alarms'), $('tab-reports')];
+    const at = tabs.indexOf(document.activeElement);
+    if (at < 0) return;
+    let to = null;
+    if (e.key === 'ArrowRight') to = (at + 1) % tabs.length;
+    else if (e.key === 'ArrowLeft') to = (at + tabs.length - 1) % tabs.length;
+    else if (e.key === 'Home') to = 0;
+    else if (e.key === 'End') to = tabs.length - 1;
+    if (to === null) return;
+    e.preventDefault();
+    tabs[to].focus();
+    showView(to === 0 ? 'alarms' : 'reports');
+  });
+  $('reports-refresh').addEventListener('click', () => refreshReports());
+  $('reports-more').addEventListener('click', () => loadReports(state.reportsCursor));
+
+  function scheduleReports() {
+    clearTimeout(state.reportsTimer);
+    if (state.view === 'reports' && state.token)
+      state.reportsTimer = setTimeout(refreshReports, REPORTS_REFRESH_MS);
+  }
+
+  // The newest page again.
+  function refreshReports() {
+    return loadReports(null);
+  }
+
+  // Most pages one refresh reads to close a gap (more new reports than a page since the last
+  // refresh); beyond that the rest comes with the next refreshes.
+  const GAP_PAGES = 8;
+
+  // Loads the newest page (`cursor` null) or the page at `cursor` (older reports). When every
+  // report of a newest page is new, the pages after it are read too, until one holds a report
+  // already shown: no report falls between the newest page and those loaded before.
+  async function loadReports(cursor) {
+    if (state.reportsLoading || !state.token) return;
+    state.reportsLoading = true;
+    const generation = state.reportsGeneration;
+    // The live region speaks only of what changed (new reports, errors), not of each poll.
+    const status = $('reports-status');
+    if (!state.reports.size) status.textContent = 'loading…';
+    const hadReports = state.reports.size > 0;
+    let at = cursor; // the cursor of the page to read now
+    let anchor = cursor ? 'end' : 'top'; // where its new reports go
+    let added = 0;
+    try {
+      for (let pages = 1; ; pages++) {
+        let url = `${REPORTS_PATH}?limit=${REPORTS_PAGE}`;
+        if (at) url += `&cursor=${encodeURIComponent(at)}`;
+        const sentAt = Date.now();
+        const res = await fetch(url, { headers: authHeaders(), cache: 'no-store' });
+        noteServerDate(res, sentAt);
+        if (generation !== state.reportsGeneration) return;
+        if (res.status === 401) {
+          askToken('The server refused this token.');
+          return;
+        }
+        if (!res.ok) {
+          const body = await res.json().catch(() => null);
+          const why = (body && body.message) || `HTTP ${res.status}`;
+          status.textContent = `Reports could not be loaded: ${why}`;
+          return;
+        }
+        const page = await res.json();
+        if (generation !== state.reportsGeneration) return;
+        const reports = page.reports || [];
+        const merged = mergeReports(reports, anchor);
+        added += merged.added;
+        // The paging position is that of the oldest page loaded; a newest page sets it only
+        // until an older one has been asked for.
+        if (cursor || state.reportsCursor === undefined)
+          state.reportsCursor = page.next_cursor || null;
+        const gap =
+          !cursor &&
+          hadReports &&
+          page.next_cursor &&
+          reports.length > 0 &&
+          merged.added === reports.length;
+        if (!gap || pages >= GAP_PAGES) break;
+        at = page.next_cursor;
+        anchor = merged.last;
+      }
+      if (added && !cursor && hadReports)
+        status.textContent = `${added} new report${added > 1 ? 's' : ''}`;
+      else if (
+        status.textContent === 'loading…' ||
+        status.textContent.startsWith('Reports could not')
+      )
+        status.textContent = '';
+      $('reports-more').hidden = !state.reportsCursor;
+      showReportCount();
+      $('reports-updated').textContent = `updated ${fmtTime(new Date().toISOString())}`;
+    } catch (e) {
+      status.textContent = `Reports could not be loaded: ${e.message || e} (network)`;
+    } finally {
+      if (generation === state.reportsGeneration) {
+        state.reportsLoading = false;
+        scheduleReports();
+      }
+    }
+  }
+
+  // Puts a page's reports in the list: known ones are updated in place, new ones go after
+  // the page's previous report, the page's first at `anchor`: 'top', 'end', or after that
+  // entry. The number of new reports, and the page's last entry.
+  function mergeReports(reports, anchor) {
+    const list = $('reports');
+    let prev = null;
+    let added = 0;
+    for (const r of reports) {
+      if (!r || typeof r.id !== 'string' || typeof r.device_id !== 'string') continue;
+      const key = reportKey(r);
+      let entry = state.reports.get(key);
+      if (!entry) {
+        entry = { report: r, node: buildReport(), files: new Map() };
+        state.reports.set(key, entry);
+        added++;
+        if (prev) prev.node.after(entry.node);
+        else if (anchor === 'end') list.append(entry.node);
+        else if (anchor === 'top' || !anchor) list.prepend(entry.node);
+        else anchor.node.after(entry.node);
+      }
+      entry.report = r;
+      fillReport(entry);
+      prev = entry;
+    }
+    return { added, last: prev };
+  }
+
+  // "(12)", or "(25+)" while older reports are still to load.
+  function showReportCount() {
+    const n = state.reports.size;
+    $('reports-empty').hidden = n > 0;
+    $('reports-count').textContent = n ? `(${n}${state.reportsCursor ? '+' : ''})` : '';
+  }
+
+  function buildReport() {
+    return $('report-template').content.firstElementChild.cloneNode(true);
+  }
+
+  function fact(dl, term, value) {
+    if (value === null || value === undefined || value === '') return;
+    dl.append(el('dt', '', term), el('dd', '', String(value)));
+  }
+
+  // Writes a report's current view into its entry (files are kept, only their state moves).
+  function fillReport(entry) {
+    const r = entry.report;
+    const c = r.content || {};
+    const q = (sel) => entry.node.querySelector(sel);
+    entry.node.dataset.id = r.id;
+    entry.node.dataset.deviceId = r.device_id;
+    entry.node.dataset.severity = c.severity || '';
+    q('.rkind').textContent = words(c.kind).toUpperCase() || 'REPORT';
+    q('.severity').textContent = c.severity ? words(c.severity) : '';
+    q('.crew').textContent = c.crew ? c.crew.crew_id : '?';
+    const who = [];
+    if (c.crew && c.crew.staff_id) who.push(`staff ${c.crew.staff_id}`);
+    who.push(`device ${r.device_id}`);
+    q('.who').textContent = who.join(' · ');
+    q('.times').textContent =
+      `occurred ${fmtTime(c.occurred_at)} · finalized ${fmtTime(c.finalized_at)} (phone) · ` +
+      `received ${fmtTime(r.received_at)} (server)`;
+    const where = q('.where');
+    where.replaceChildren();
+    if (c.address) where.append(`Address: ${c.address}`);
+    if (c.location) where.append(c.address ? ' · ' : '', 'Position ', position(c.location));
+    q('.narrative').textContent = c.narrative || '';
+    const dl = q('.facts');
+    dl.replaceChildren();
+    for (const h of c.staff_harmed || [])
+      fact(
+        dl,
+        'Staff harmed',
+        [words(h.role), h.name, h.injury_description].filter(Boolean).join(' — '),
+      );
+    fact(dl, 'Perpetrator', c.perpetrator_description);
+    for (const w of c.witnesses || [])
+      fact(dl, 'Witness', [w.name, w.contact].filter(Boolean).join(' — '));
+    fact(
+      dl,
+      'Police',
+      c.police_called
+        ? `called${c.police_report_number ? `, report no. ${c.police_report_number}` : ''}`
+        : 'not called',
+    );
+    fact(dl, 'Dispatch call no.', c.dispatch_call_number);
+    fillFiles(entry);
+  }
+
+  function fillFiles(entry) {
+    const r = entry.report;
+    const list = entry.node.querySelector('.files');
+    const atts = Array.isArray(r.attachments) ? r.attachments : [];
+    entry.node.querySelector('.files-title').hidden = atts.length === 0;
+    list.hidden = atts.length === 0;
+    atts.forEach((a, i) => {
+      let f = entry.files.get(a.id);
+      if (!f || f.sha256 !== a.sha256) {
+        if (f) f.node.remove();
+        f = { sha256: a.sha256, node: el('li', 'file'), url: null, loading: false, error: '' };
+        entry.files.set(a.id, f);
+      }
+      if (list.children[i] !== f.node) list.insertBefore(f.node, list.children[i] || null);
+      f.att = a;
+      fillFile(entry, f, i + 1, atts.length);
+    });
+  }
+
+  const isInlineImage = (a) => INLINE_IMAGES.includes(String(a.mime_type).toLowerCase());
+
+  // One file: what it is, its size and SHA-256; a stored photo inline, a stored recording in
+  // a player once loaded, anything else as a file to save.
+  function fillFile(entry, f, n, of) {
+    const a = f.att;
+    const node = f.node;
+    const label = `${words(a.kind)} ${n} of ${of}`;
+    node.dataset.attachmentId = a.id;
+    node.dataset.kind = a.kind;
+    node.dataset.stored = String(Boolean(a.stored));
+    node.dataset.state = f.url ? 'loaded' : f.loading ? 'loading' : f.error ? 'error' : 'idle';
+    const shown = node.dataset.shown; // what the node shows now: redraw only on a change
+    const want = `${a.stored}|${a.received}|${Boolean(f.url)}|${f.loading}|${f.error}|${label}`;
+    if (shown === want) return;
+    node.dataset.shown = want;
+    node.replaceChildren();
+
+    const media = el('div', 'media');
+    if (f.url && a.kind !== 'audio' && a.kind !== 'video' && isInlineImage(a)) {
+      const img = document.createElement('img');
+      img.alt =
+        `${label}: photo attached to the report, ` +
+        `captured ${fmtTime(a.captured_at)} (phone)`;
+      img.decoding = 'async';
+      img.src = f.url;
+      media.append(img);
+    } else if (f.url && (a.kind === 'audio' || a.kind === 'video')) {
+      const player = document.createElement(a.kind === 'audio' ? 'audio' : 'video');
+      player.controls = true;
+      player.preload = 'metadata';
+      player.src = f.url;
+      player.setAttribute('aria-label', `${label}, captured ${fmtTime(a.captured_at)} (phone)`);
+      media.append(player);
+    }
+    node.append(media);
+
+    const info = el('div', 'info');
+    info.append(el('strong', '', label), ` · ${a.mime_type} · ${fmtBytes(a.size)}`);
+    info.append(` · captured ${fmtTime(a.captured_at)} (phone)`);
+    const sha = el('div', 'sha');
+    sha.append('SHA-256 ', el('code', '', a.sha256));
+    info.append(sha);
+    const actions = el('div', 'file-actions');
+    if (!a.stored) {
+      actions.append(
+        el(
+          'span',
+          'pending',
+          `Not on the server yet: ${fmtBytes(a.received)} of ${fmtBytes(a.size)} received.`,
+        ),
+      );
+    } else if (f.url) {
+      const save = el('a', 'save', `Save ${words(a.kind)}`);
+      save.href = f.url;
+      save.download = fileName(entry.report, a);
+      actions.append(save);
+    } else {
+      const what =
+        a.kind === 'audio' || a.kind === 'video'
+          ? `Load and play ${words(a.kind)}`
+          : isInlineImage(a)
+            ? 'Show photo'
+            : 'Load file';
+      const btn = el('button', 'load', f.loading ? 'Loading…' : what);
+      btn.type = 'button';
+      btn.disabled = f.loading;
+      btn.setAttribute('aria-label', `${btn.textContent} (${label}, ${fmtBytes(a.size)})`);
+      btn.addEventListener('click', () => loadFile(entry, f));
+      actions.append(btn);
+    }
+    if (f.error) actions.append(el('span', 'error', f.error));
+    info.append(actions);
+    node.append(info);
+
+    // Photos of a sensible size load by themselves once stored.
+    const small = a.size <= AUTO_IMAGE_MAX_BYTES;
+    if (a.stored && !f.url && !f.loading && !f.error && isInlineImage(a) && small)
+      loadFile(entry, f);
+  }
+
+  function fileName(report, a) {
+    const ext = (String(a.mime_type).split('/')[1] || 'bin').replace(/[^a-z0-9]/gi, '').slice(0, 8);
+    return `report-${report.id.slice(0, 8)}-${a.kind}-${a.id.slice(0, 8)}.${ext || 'bin'}`;
+  }
+
+  function fileUrl(report, a) {
+    return (
+      `${REPORTS_PATH}/${encodeURIComponent(report.id)}/attachments/${encodeURIComponent(a.id)}` +
+      `?device_id=${encodeURIComponent(report.device_id)}`
+    );
+  }
+
+  // Fetches a stored file with the token in a header into a blob: URL.
+  async function loadFile(entry, f) {
+    if (f.loading || f.url) return;
+    const generation = state.reportsGeneration;
+    f.loading = true;
+    f.error = '';
+    const redraw = () => {
+      const atts = entry.report.attachments || [];
+      const i = atts.findIndex((x) => x.id === f.att.id);
+      fillFile(entry, f, i + 1, atts.length);
+    };
+    redraw();
+    try {
+      const res = await fetch(fileUrl(entry.report, f.att), {
+        headers: authHeaders(),
+        cache: 'no-store',
+      });
+      if (generation !== state.reportsGeneration) return;
+      if (res.status === 401) {
+        askToken('The server refused this token.');
+        return;
+      }
+      if (!res.ok) {
+        const body = await res.json().catch(() => null);
+        f.error = `Could not load: ${(body && body.message) || `HTTP ${res.status}`}`;
+        return;
+      }
+      const blob = await res.blob();
+      if (generation !== state.reportsGeneration) return;
+      f.url = URL.createObjectURL(blob);
+    } catch (e) {
+      f.error = `Could not load: ${e.message || e} (network)`;
+    } finally {
+      f.loading = false;
+      if (generation === state.reportsGeneration) redraw();
+    }
+  }
+
+  // Forgets every report and revokes their blob: URLs (a new token, or none).
+  function clearReports() {
+    state.reportsGeneration++;
+    clearTimeout(state.reportsTimer);
+    state.reportsLoading = false;
+    for (const entry of state.reports.values()) {
+      for (const f of entry.files.values()) if (f.url) URL.revokeObjectURL(f.url);
+      entry.node.remove();
+    }
+    state.reports.clear();
+    state.reportsCursor = undefined;
+    $('reports-more').hidden = true;
+    $('reports-empty').hidden = true;
+    $('reports-count').textContent = '';
+    $('reports-status').textContent = '';
+    $('reports-updated').textContent = '';
+  }
+
   // ---- Token --------------------------------------------------------------------------------
 
   function askToken(error) {
@@ -554,7 +977,9 @@
     state.token = '';
     sessionStorage.removeItem(TOKEN_KEY);
     setStatus('off', 'not connected');
+    clearReports();
     $('board').hidden = true;
+    $('views').hidden = true;
     $('logout').hidden = true;
     $('login').hidden = false;
     $('login-error').textContent = error || '';
@@ -564,6 +989,7 @@
   function start() {
     $('login').hidden = true;
     $('board').hidden = false;
+    $('views').hidden = false;
     $('logout').hidden = false;
     for (const a of state.alarms.values()) a.node.remove();
     state.alarms.clear();
@@ -572,6 +998,8 @@
     state.backoffMs = BACKOFF_MIN_MS;
     layout();
     connect();
+    clearReports();
+    showView(state.view);
   }
 
   $('login-form').addEventListener('submit', (e) => {

@@ -35,6 +35,10 @@ const SHIPPED: &[(&str, &str)] = &[
         "166c741063dfe7796d4355008e81563538bdc97a71a9d5125080fb227ba19f5e",
     ),
     (
+        "migrations/005_dispatch_pages.sql",
+        "368a5e50c22f5dbf0f77171e4e4b3559bd5c2b0d5d3db11f6961ca93603684c2",
+    ),
+    (
         "snapshots/v1.sql",
         "d830209f4e61d58f0c13650d88c4292ea1f6ee9dd4dfe25429873f51f2bf25b7",
     ),
@@ -49,6 +53,10 @@ const SHIPPED: &[(&str, &str)] = &[
     (
         "snapshots/v4.sql",
         "cfae8c484fa8b172f9940df28748c08679bbdb22323fd60c3abfd3cba7d081db",
+    ),
+    (
+        "snapshots/v5.sql",
+        "070a1c408fb11caf4bebe6779ef42f99ca464463df53cac79d5862fa45baf0fe",
     ),
 ];
 
@@ -252,6 +260,16 @@ impl Source {
                         resolved_at, resolved_by, updated_at
                  FROM src.sos_status"
             }
+            // Version 4 added the message and escalation, the check-ins and the event log;
+            // version 5 only the receive time in microseconds, which SQLite computes.
+            4 => {
+                "INSERT INTO sos_status
+                 SELECT seq, status, delivered_at, acknowledged_at, acknowledged_by,
+                        resolved_at, resolved_by, updated_at, message, escalated_at
+                 FROM src.sos_status;
+                 INSERT INTO check_ins SELECT * FROM src.check_ins;
+                 INSERT INTO alarm_events SELECT * FROM src.alarm_events;"
+            }
             _ => panic!("write the sos_status rows of version {v} here"),
         };
         c.execute_batch(status_copy).unwrap();
@@ -304,6 +322,24 @@ fn data_at_every_old_version_survives_the_upgrade() {
                 .unwrap(),
         );
         assert_eq!(list.sos, dispatch, "v{v}");
+        // The list pages by receive time, computed for the rows stored before version 5.
+        let page = |query: &str| -> DispatchSosList {
+            parse(
+                env.client
+                    .get(env.url(&format!("/v1/dispatch/sos?{query}")))
+                    .bearer_auth(&source.dispatcher)
+                    .send()
+                    .unwrap(),
+            )
+        };
+        let since = dispatch[0].received_at.to_rfc3339().replace('+', "%2B");
+        let first = page(&format!("limit=1&since={since}"));
+        assert_eq!(first.sos, dispatch[..1], "v{v}");
+        let cursor = first.next_cursor.expect("a second page");
+        let second = page(&format!("limit=1&since={since}&cursor={cursor}"));
+        assert_eq!(second.sos, dispatch[1..], "v{v}");
+        assert_eq!(second.next_cursor, None, "v{v}");
+        assert!(page(&format!("until={since}")).sos.is_empty(), "v{v}");
         let resp = env
             .client
             .post(env.url(&format!("/v1/dispatch/sos/{}/resolve", source.a)))

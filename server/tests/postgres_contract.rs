@@ -41,10 +41,16 @@ use serde_json::json;
 
 /// SHA-256 of every shipped PostgreSQL migration. A shipped file is never edited: a schema
 /// change is a new numbered file, whose hash is added here.
-const SHIPPED: &[(&str, &str)] = &[(
-    "001_initial.sql",
-    "7d7cce5ecb02b44791ae60fb4e8bdc312813a282a6170182b5dd70a3ba721c6b",
-)];
+const SHIPPED: &[(&str, &str)] = &[
+    (
+        "001_initial.sql",
+        "7d7cce5ecb02b44791ae60fb4e8bdc312813a282a6170182b5dd70a3ba721c6b",
+    ),
+    (
+        "002_dispatch_pages.sql",
+        "963177ed6b0fa20e2190320ce415917be9f1975cce973decd17192b31c1cbd25",
+    ),
+];
 
 fn migration_files() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql/postgres");

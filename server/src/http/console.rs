@@ -4,9 +4,11 @@
 //!
 //! The page itself needs no token: it asks the dispatcher for one, keeps it in
 //! `sessionStorage` and sends it as `Authorization: Bearer` on every API call (the event
-//! stream `GET /v1/dispatch/events` and acknowledge/resolve). Its Content-Security-Policy
-//! allows the inlined script and stylesheet by their SHA-256 only, and network access to this
-//! server only: no other script, style, frame or form target can run or load.
+//! stream `GET /v1/dispatch/events`, acknowledge/resolve, the report list and attachment
+//! downloads, which it turns into `blob:` URLs for images and players, so the token never goes
+//! into a URL). Its Content-Security-Policy allows the inlined script and stylesheet by their
+//! SHA-256 only, network access to this server only, and images and media from this server or
+//! the page's own `blob:` URLs: no other script, style, frame or form target can run or load.
 
 use std::sync::OnceLock;
 
@@ -42,7 +44,7 @@ fn page() -> &'static Page {
         let html = HTML.replacen(CSS_SLOT, CSS, 1).replacen(JS_SLOT, JS, 1);
         let csp = format!(
             "default-src 'none'; script-src {}; style-src {}; connect-src 'self'; \
-             img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+             img-src 'self' data: blob:; media-src blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
             csp_hash(JS),
             csp_hash(CSS)
         );

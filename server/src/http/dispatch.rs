@@ -1,29 +1,144 @@
 //! Dispatcher endpoints: the list of alarms and the moves acknowledge and resolve, each with an
 //! optional [`DispatchAction`] body carrying a message for the crew.
+//!
+//! The list comes a page at a time in receive order (`storage/pages.rs`): `limit` alarms
+//! (default [`DEFAULT_SOS_PAGE`], at most [`MAX_SOS_PAGE`]), then the opaque `cursor` of the
+//! previous page's `next_cursor`; filtered by `status` (one, or several separated by commas),
+//! `alarm` kind and receive time (`since` inclusive, `until` exclusive). Anything it cannot
+//! read is refused with a 400 naming the parameter.
 
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use chrono::DateTime;
 use crewsafe_protocol::{
     AlarmKind, DispatchAction, DispatchSos, DispatchSosList, DispatchStatus, ErrorCode,
+    DEFAULT_SOS_PAGE, MAX_SOS_PAGE,
 };
 use serde::Deserialize;
 
 use super::error::{json_error, ApiError};
 use super::{auth_dispatcher, db, json_response, read_body, AppState};
-use crate::storage::{Advance, Lookup, Move};
+use crate::storage::{Advance, AlarmQuery, Lookup, Move, Position};
 use crate::validate::dispatch_message;
 
 /// Largest acknowledge/resolve body: a message of the longest length, in UTF-8 and JSON
 /// escaping, with room to spare.
 const MAX_ACTION_BYTES: usize = 16 * 1024;
 
+/// The query string of the list; every value is parsed here, so that a bad one is refused
+/// with a message that names it.
 #[derive(Debug, Deserialize)]
 pub(super) struct ListQuery {
-    status: Option<DispatchStatus>,
-    alarm: Option<AlarmKind>,
+    status: Option<String>,
+    alarm: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// What a cursor says before it is encoded: a version, so that the format may change.
+const CURSOR_PREFIX: &str = "a1:";
+
+/// The cursor of the page after `position`.
+fn encode_cursor(position: Position) -> String {
+    URL_SAFE_NO_PAD.encode(format!(
+        "{CURSOR_PREFIX}{}:{}",
+        position.received_us, position.seq
+    ))
+}
+
+/// The position a cursor of [`encode_cursor`] names; `None` for anything else.
+fn decode_cursor(cursor: &str) -> Option<Position> {
+    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor.trim()).ok()?).ok()?;
+    let (us, seq) = text.strip_prefix(CURSOR_PREFIX)?.split_once(':')?;
+    let position = Position {
+        received_us: us.parse().ok()?,
+        seq: seq.parse().ok()?,
+    };
+    (position.seq > 0).then_some(position)
+}
+
+/// A time bound of the query, as Unix microseconds rounded up (times are stored to the
+/// microsecond: `received_at >= since` and `received_at < until` hold as written).
+fn time_bound(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
+    value
+        .map(|v| {
+            let t = DateTime::parse_from_rfc3339(v.trim()).map_err(|_| {
+                ApiError::malformed(format!(
+                    "{name}: an RFC 3339 time, e.g. 2026-11-25T08:00:00Z (percent-encode '+')"
+                ))
+            })?;
+            let sub_micro = t.timestamp_subsec_nanos() % 1000 != 0;
+            Ok(t.timestamp_micros() + i64::from(sub_micro))
+        })
+        .transpose()
+}
+
+/// The page the query string asks for.
+fn alarm_query(q: &ListQuery) -> Result<AlarmQuery, ApiError> {
+    let mut statuses: Vec<DispatchStatus> = Vec::new();
+    if let Some(list) = q.status.as_deref() {
+        for word in list.split(',') {
+            let status: DispatchStatus = word.trim().parse().map_err(|_| {
+                ApiError::malformed(
+                    "status: delivered, acknowledged or resolved, or several separated by commas",
+                )
+            })?;
+            if !statuses.contains(&status) {
+                statuses.push(status);
+            }
+        }
+    }
+    let alarm = q
+        .alarm
+        .as_deref()
+        .map(|a| {
+            a.trim()
+                .parse::<AlarmKind>()
+                .map_err(|_| ApiError::malformed("alarm: sos or missed_check_in"))
+        })
+        .transpose()?;
+    let limit = match q.limit.as_deref() {
+        None => DEFAULT_SOS_PAGE,
+        Some(v) => v
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_SOS_PAGE).contains(n))
+            .ok_or_else(|| {
+                ApiError::malformed(format!("limit: a whole number from 1 to {MAX_SOS_PAGE}"))
+            })?,
+    };
+    let after = q
+        .cursor
+        .as_deref()
+        .map(|c| {
+            decode_cursor(c).ok_or_else(|| {
+                ApiError::malformed("cursor: not one this server gave (pass next_cursor as is)")
+            })
+        })
+        .transpose()?;
+    let since_us = time_bound("since", q.since.as_deref())?;
+    let until_us = time_bound("until", q.until.as_deref())?;
+    if let (Some(since), Some(until)) = (since_us, until_us) {
+        if until < since {
+            return Err(ApiError::malformed("until: not before since"));
+        }
+    }
+    Ok(AlarmQuery {
+        statuses,
+        alarm,
+        since_us,
+        until_us,
+        after,
+        limit,
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -35,6 +150,8 @@ fn query_error(_: QueryRejection) -> ApiError {
     ApiError::malformed("invalid query string")
 }
 
+/// `GET /v1/dispatch/sos[?status=][&alarm=][&since=][&until=][&limit=][&cursor=]`: one page
+/// of alarms in receive order.
 pub(super) async fn dispatch_list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -42,8 +159,11 @@ pub(super) async fn dispatch_list(
 ) -> Result<Response, ApiError> {
     auth_dispatcher(&state, &headers).await?;
     let Query(q) = query.map_err(query_error)?;
-    let sos = db(state.storage.dispatch_list(q.status, q.alarm)).await?;
-    Ok(json_response(&DispatchSosList { sos }))
+    let page = db(state.storage.dispatch_page(alarm_query(&q)?)).await?;
+    Ok(json_response(&DispatchSosList {
+        sos: page.sos,
+        next_cursor: page.next.map(encode_cursor),
+    }))
 }
 
 /// The optional body of a move: empty (or blank) is no message.
@@ -110,4 +230,93 @@ pub(super) async fn resolve(
     body: Body,
 ) -> Result<Response, ApiError> {
     advance(state, headers, id, query, body, Advance::Resolve).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(pairs: &[(&str, &str)]) -> Result<AlarmQuery, ApiError> {
+        let get = |k: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        };
+        alarm_query(&ListQuery {
+            status: get("status"),
+            alarm: get("alarm"),
+            since: get("since"),
+            until: get("until"),
+            limit: get("limit"),
+            cursor: get("cursor"),
+        })
+    }
+
+    #[test]
+    fn cursors_round_trip_and_anything_else_is_refused() {
+        for (us, seq) in [(0, 1), (-5, 7), (1_795_593_600_123_456, i64::MAX)] {
+            let p = Position {
+                received_us: us,
+                seq,
+            };
+            assert_eq!(decode_cursor(&encode_cursor(p)), Some(p));
+        }
+        let zero = encode_cursor(Position {
+            received_us: 1,
+            seq: 0,
+        });
+        let other = URL_SAFE_NO_PAD.encode("r1:42");
+        for bad in ["", "42", "a1:1:2", "!!", &zero, &other] {
+            assert_eq!(decode_cursor(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_query_string_is_read_or_refused_naming_the_parameter() {
+        let q = query(&[]).unwrap();
+        assert_eq!(q, AlarmQuery::all(DEFAULT_SOS_PAGE));
+        let q = query(&[
+            ("status", "delivered, acknowledged,delivered"),
+            ("alarm", "missed_check_in"),
+            ("since", "2026-11-25T08:00:00Z"),
+            ("until", "2026-11-25T09:00:00.0000001+00:00"),
+            ("limit", "1000"),
+        ])
+        .unwrap();
+        assert_eq!(
+            q.statuses,
+            vec![DispatchStatus::Delivered, DispatchStatus::Acknowledged]
+        );
+        assert_eq!(q.alarm, Some(AlarmKind::MissedCheckIn));
+        assert_eq!(q.since_us, Some(1_795_593_600_000_000));
+        // Rounded up to the next microsecond.
+        assert_eq!(q.until_us, Some(1_795_597_200_000_001));
+        assert_eq!(q.limit, 1000);
+        for (name, value) in [
+            ("status", "open"),
+            ("status", ""),
+            ("alarm", "fire"),
+            ("since", "yesterday"),
+            ("until", "2026-11-25"),
+            ("limit", "0"),
+            ("limit", "1001"),
+            ("limit", "-1"),
+            ("cursor", "abc"),
+        ] {
+            match query(&[(name, value)]) {
+                Err(e) => {
+                    assert_eq!(e.status, StatusCode::BAD_REQUEST);
+                    assert!(e.message.starts_with(name), "{name}={value}: {}", e.message);
+                }
+                Ok(q) => panic!("{name}={value} was read as {q:?}"),
+            }
+        }
+        let e = query(&[
+            ("since", "2026-11-25T09:00:00Z"),
+            ("until", "2026-11-25T08:00:00Z"),
+        ])
+        .unwrap_err();
+        assert!(e.message.starts_with("until"), "{}", e.message);
+    }
 }

@@ -9,6 +9,7 @@ mod dispatch;
 mod error;
 mod events;
 mod records;
+mod reports;
 mod test_faults;
 mod watch;
 
@@ -24,8 +25,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use crewsafe_protocol::{
-    ErrorCode, BATCH_PATH, DISPATCH_EVENTS_PATH, DISPATCH_SOS_PATH, HEALTH_PATH, SOS_STATUS_PATH,
-    SOS_WATCH_PATH, TEST_FAULTS_PATH,
+    ErrorCode, BATCH_PATH, DISPATCH_EVENTS_PATH, DISPATCH_REPORTS_PATH, DISPATCH_SOS_PATH,
+    HEALTH_PATH, SOS_STATUS_PATH, SOS_WATCH_PATH, TEST_FAULTS_PATH,
 };
 use futures_util::StreamExt as _;
 use tokio::sync::{watch as signal, Notify};
@@ -88,6 +89,7 @@ pub(crate) fn router(state: AppState) -> Router {
             "/v1/reports/{report}/attachments/{attachment}",
             get(attachments::status).put(attachments::put_chunk),
         )
+        .route(DISPATCH_REPORTS_PATH, get(reports::list))
         .route(
             "/v1/dispatch/reports/{report}/attachments",
             get(attachments::list),
@@ -295,29 +297,17 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// The alarm gauges, from the lists of delivered and acknowledged alarms (both short in
-/// normal operation: alarms are resolved).
+/// The alarm gauges, counted by the database (a scrape costs the same however many alarms are
+/// stored).
 async fn alarm_gauges(state: &AppState) -> crate::error::Result<AlarmGauges> {
-    use crewsafe_protocol::DispatchStatus;
-    let delivered = state
-        .storage
-        .dispatch_list(Some(DispatchStatus::Delivered), None)
-        .await?;
-    let acknowledged = state
-        .storage
-        .dispatch_list(Some(DispatchStatus::Acknowledged), None)
-        .await?;
+    let counts = state.storage.alarm_counts().await?;
     let now = crate::storage::now();
-    let oldest = delivered
-        .iter()
-        .map(|a| a.received_at)
-        .min()
-        .map_or(0.0, |at| {
-            (now - at).num_milliseconds().max(0) as f64 / 1000.0
-        });
+    let oldest = counts.oldest_unacknowledged.map_or(0.0, |at| {
+        (now - at).num_milliseconds().max(0) as f64 / 1000.0
+    });
     Ok(AlarmGauges {
-        open: (delivered.len() + acknowledged.len()) as u64,
-        unacknowledged: delivered.len() as u64,
+        open: counts.open,
+        unacknowledged: counts.unacknowledged,
         oldest_unacknowledged_secs: oldest,
     })
 }

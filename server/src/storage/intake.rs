@@ -8,7 +8,9 @@
 //! What an accepted record starts: an SOS its dispatch status (`delivered`) and an alarm
 //! event; an SOS follow-up an event of its alarm; a check-in record its timing
 //! (`check_ins.rs`). The backends (`sqlite/intake.rs`, `postgres/intake.rs`) run the
-//! statements; this file holds the steps without SQL and the answers.
+//! statements; this file holds the steps without SQL and the answers. The steps that need no
+//! database (canonical form, hash, validation: [`check`]) run for the whole batch before its
+//! transaction starts.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -20,6 +22,7 @@ use super::column::sha256;
 use crate::canonical::canonical_record;
 use crate::error::{Result, ServerError};
 use crate::hub::AlarmEvent;
+use crate::validate::validate;
 
 /// What a committed batch did.
 #[derive(Debug, Default)]
@@ -49,7 +52,7 @@ pub(crate) struct Prepared<'a> {
 
 /// The first step of every record: a poisoned id (test faults) is answered at once, anything
 /// else is prepared for storage.
-pub(crate) fn prepare<'a>(
+fn prepare<'a>(
     sent: &'a WireRecord,
     reject_ids: &HashSet<String>,
 ) -> std::result::Result<Prepared<'a>, ItemResult> {
@@ -66,6 +69,66 @@ pub(crate) fn prepare<'a>(
         canonical,
         hash,
     })
+}
+
+/// A record of a batch after the steps that need no database, which run for the whole batch
+/// before its transaction (on SQLite before the writer connection is taken, so the one writer
+/// spends its time on lookups and inserts only).
+pub(crate) enum Checked<'a> {
+    /// Answered already (poisoned by a test fault).
+    Answered(ItemResult),
+    /// To be looked up and stored.
+    Ready {
+        /// The record as sent (answers carry its id as sent).
+        sent: &'a WireRecord,
+        /// Its canonical form and hash.
+        prepared: Prepared<'a>,
+        /// Why it must be rejected, unless its key is already stored (a record sent again is
+        /// answered as a duplicate or conflict whatever it holds).
+        invalid: Option<String>,
+    },
+}
+
+impl Checked<'_> {
+    /// Whether it may be inserted before looking its key up: it is valid and names no parent
+    /// to check, so the only question left is whether its key is stored already, which the
+    /// insert itself answers (`ON CONFLICT … DO NOTHING`); the stored row is read only then.
+    /// The answers are the same as looking the key up first.
+    pub(crate) fn insert_first(&self) -> bool {
+        match self {
+            Checked::Answered(_) => false,
+            Checked::Ready {
+                prepared, invalid, ..
+            } => {
+                invalid.is_none()
+                    && !(prepared.rec.parent_id.is_some()
+                        && prepared.rec.kind.parent_kind().is_some())
+            }
+        }
+    }
+}
+
+/// Runs the steps that need no database on every record of `records` of `device_id`, in
+/// order: the poison test fault, the canonical form and hash, validation.
+pub(crate) fn check<'a>(
+    records: &'a [WireRecord],
+    reject_ids: &HashSet<String>,
+    device_id: &str,
+) -> Vec<Checked<'a>> {
+    records
+        .iter()
+        .map(|sent| match prepare(sent, reject_ids) {
+            Err(answer) => Checked::Answered(answer),
+            Ok(prepared) => {
+                let invalid = validate(&prepared.rec, device_id).err();
+                Checked::Ready {
+                    sent,
+                    prepared,
+                    invalid,
+                }
+            }
+        })
+        .collect()
 }
 
 /// The answer for a record whose key is already stored with `stored_hash` at `stored_at`: a

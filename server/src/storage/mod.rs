@@ -8,8 +8,10 @@
 //!
 //! The files directly here hold what both share, without SQL: the intake steps and answers
 //! (`intake.rs`), the dispatcher moves (`dispatch.rs`), check-in timing (`check_ins.rs`),
-//! building an alarm's view from its rows (`view.rs`), the event log's rules (`events.rs`),
-//! tokens (`auth.rs`) and times (`column.rs`).
+//! building an alarm's view from its rows (`view.rs`), the pages of the dispatcher alarm list
+//! (`pages.rs`), the event log's rules (`events.rs`),
+//! the pages of the dispatcher report list (`reports.rs`), tokens (`auth.rs`) and times
+//! (`column.rs`).
 //!
 //! [`Storage`] runs SQLite's blocking calls on tokio's blocking pool and publishes the events
 //! of every commit to the hub right after it; on PostgreSQL the events reach the hub of every
@@ -22,8 +24,10 @@ mod column;
 mod dispatch;
 mod events;
 mod intake;
+mod pages;
 mod postgres;
 mod read;
+mod reports;
 mod sqlite;
 mod stored;
 mod view;
@@ -33,9 +37,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use crewsafe_protocol::{
-    AlarmKind, DispatchSos, DispatchStatus, ItemResult, SosStatus, WireRecord,
-};
+use crewsafe_protocol::{DispatchSos, ItemResult, SosStatus, WireRecord};
 use tokio::sync::Notify;
 
 pub use auth::Enrollment;
@@ -44,7 +46,9 @@ pub(crate) use column::now;
 pub(crate) use dispatch::{Advance, Lookup, Move};
 pub(crate) use events::AlarmChange;
 pub use intake::POISON_REASON;
+pub(crate) use pages::{AlarmCounts, AlarmPage, AlarmQuery, Position};
 pub use read::ServerStore;
+pub(crate) use reports::{ReportPage, ReportQuery};
 pub use stored::{StoredRecord, StoredSosState};
 
 use crate::config::Database;
@@ -218,19 +222,27 @@ impl Storage {
         }
     }
 
-    /// All alarms (optionally only those with `status`, of kind `alarm`) in receive order.
-    pub(crate) async fn dispatch_list(
-        &self,
-        status: Option<DispatchStatus>,
-        alarm: Option<AlarmKind>,
-    ) -> Result<Vec<DispatchSos>> {
+    /// One page of the dispatcher list, in receive order (`pages.rs`).
+    pub(crate) async fn dispatch_page(&self, query: AlarmQuery) -> Result<AlarmPage> {
         let esc = self.timings.escalate_after;
         match &self.backend {
             Backend::Sqlite(db) => {
                 let db = db.clone();
-                blocking(move || db.dispatch_list(status, alarm, esc)).await
+                blocking(move || db.dispatch_page(&query, esc)).await
             }
-            Backend::Postgres(db) => db.dispatch_list(status, alarm, esc).await,
+            Backend::Postgres(db) => db.dispatch_page(&query, esc).await,
+        }
+    }
+
+    /// How many alarms are open and unacknowledged, and the oldest unacknowledged one's
+    /// receive time (counted in SQL, for `/metrics`).
+    pub(crate) async fn alarm_counts(&self) -> Result<AlarmCounts> {
+        match &self.backend {
+            Backend::Sqlite(db) => {
+                let db = db.clone();
+                blocking(move || db.alarm_counts()).await
+            }
+            Backend::Postgres(db) => db.alarm_counts().await,
         }
     }
 
@@ -242,6 +254,17 @@ impl Storage {
                 blocking(move || db.record(&device, &id)).await
             }
             Backend::Postgres(db) => Ok(db.records(stored::Which::One(&device, &id)).await?.pop()),
+        }
+    }
+
+    /// One page of the dispatcher report list (incident reports, newest first).
+    pub(crate) async fn report_page(&self, q: ReportQuery) -> Result<ReportPage> {
+        match &self.backend {
+            Backend::Sqlite(db) => {
+                let db = db.clone();
+                blocking(move || db.report_page(&q)).await
+            }
+            Backend::Postgres(db) => db.report_page(&q).await,
         }
     }
 

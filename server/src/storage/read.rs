@@ -10,6 +10,7 @@ use rusqlite::Connection;
 
 use super::auth::Enrollment;
 use super::dispatch::{Advance, Lookup, Move};
+use super::pages::AlarmQuery;
 use super::postgres::Postgres;
 use super::sqlite;
 use super::stored::{StoredRecord, StoredSosState, Which};
@@ -138,13 +139,23 @@ impl ServerStore {
         }
     }
 
-    /// Every alarm as dispatchers see it, in receive order.
+    /// Every alarm as dispatchers see it, in receive order (read a page at a time, as the
+    /// dispatcher list is: by receive time, ties by `seq`).
     pub fn dispatch_list(&self) -> Result<Vec<DispatchSos>> {
         let esc = self.escalate_after;
-        match &self.backend {
-            Backend::Sqlite(c) => sqlite::dispatch::dispatch_list(c, None, None, esc),
-            Backend::Postgres { runtime, db } => {
-                runtime.block_on(db.dispatch_list(None, None, esc))
+        let mut query = AlarmQuery::all(crewsafe_protocol::MAX_SOS_PAGE);
+        let mut out = Vec::new();
+        loop {
+            let page = match &self.backend {
+                Backend::Sqlite(c) => sqlite::dispatch::dispatch_page(c, &query, esc)?,
+                Backend::Postgres { runtime, db } => {
+                    runtime.block_on(db.dispatch_page(&query, esc))?
+                }
+            };
+            out.extend(page.sos);
+            match page.next {
+                Some(next) => query.after = Some(next),
+                None => return Ok(out),
             }
         }
     }

@@ -3,19 +3,22 @@
 //! `postgres_contract.rs` on PostgreSQL). Each test names the behaviour both must share:
 //! dedupe, conflict, ordering, SOS status, dispatcher moves with messages, tokens, check-ins
 //! (on time, missed, late), escalation, the event stream and its replay, the status watch,
-//! and concurrent uploads.
+//! concurrent uploads, and the dispatcher list a page at a time with its filters.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crewsafe_server::protocol::{
-    AlarmKind, DispatchSos, DispatchStatus, ItemStatus, SosStatusResponse,
+    AlarmKind, DispatchSos, DispatchSosList, DispatchStatus, ItemStatus, SosStatusResponse,
 };
 use crewsafe_server::{ServerConfig, CHECK_IN_RESOLVER};
 use serde_json::{json, Value};
 
 use crate::common::alarms::*;
 use crate::common::*;
+
+mod reports;
+pub use reports::{attachment_round_trip, report_list};
 
 /// How long a check-in minute lasts in these tests.
 pub const MINUTE: Duration = Duration::from_millis(300);
@@ -84,6 +87,36 @@ pub fn conflict(b: Backend) {
     theirs["content"]["crew"]["device_id"] = json!("other-phone");
     l.send_as(&second, std::slice::from_ref(&theirs));
     assert_eq!(l.store().count_of(&id_of(&r)).unwrap(), 2);
+}
+
+/// A stored key is answered before the record is validated (valid new records are inserted
+/// before their key is looked up, invalid ones are not): an id sent again with other, invalid
+/// content is a conflict, not a rejection; the same new id twice in one batch is accepted
+/// once, then a duplicate.
+pub fn stored_key_before_validation(b: Backend) {
+    let Some(l) = site(b, |c| c) else { return };
+    let r = report();
+    l.send(std::slice::from_ref(&r));
+    let mut invalid = r.clone();
+    invalid["content"]["severity"] = json!("apocalyptic");
+    let answer = l.post_raw_records(std::slice::from_ref(&invalid));
+    expect_item(&answer[0], &id_of(&r), ItemStatus::Conflict);
+    let mut fresh_invalid = invalid.clone();
+    fresh_invalid["id"] = json!(new_id());
+    let answer = l.post_raw_records(std::slice::from_ref(&fresh_invalid));
+    expect_item(&answer[0], &id_of(&fresh_invalid), ItemStatus::Rejected);
+    let twice = report();
+    let answer = l.post_raw_records(&[twice.clone(), twice.clone()]);
+    expect_item(&answer[0], &id_of(&twice), ItemStatus::Accepted);
+    expect_item(&answer[1], &id_of(&twice), ItemStatus::Duplicate);
+    assert_eq!(answer[0].received_at, answer[1].received_at);
+    let mut changed = twice.clone();
+    changed["content"]["narrative"] = json!("something else");
+    let answer = l.post_raw_records(&[changed]);
+    expect_item(&answer[0], &id_of(&twice), ItemStatus::Conflict);
+    let store = l.store();
+    assert_eq!(store.record_count().unwrap(), 2);
+    assert_eq!(store.count_of(&id_of(&twice)).unwrap(), 1);
 }
 
 /// Records are kept in receive order; a follow-up needs its parent of this device, stored
@@ -528,6 +561,219 @@ pub fn concurrent_uploads(b: Backend) {
     );
 }
 
+/// `GET /v1/dispatch/sos` with this query string, as the dispatcher.
+fn sos_page_as(l: &Loop, query: &str) -> reqwest::blocking::Response {
+    l.client
+        .get(l.url(&format!("/v1/dispatch/sos?{query}")))
+        .bearer_auth(&l.dispatcher)
+        .send()
+        .unwrap()
+}
+
+/// Every alarm the list answers for `query`, `limit` at a time: the ids, and how many pages.
+/// `between` runs after the first page.
+fn walk_pages(
+    l: &Loop,
+    query: &str,
+    limit: u32,
+    mut between: impl FnMut(),
+) -> (Vec<String>, usize) {
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    for pages in 1.. {
+        let mut q = format!("limit={limit}&{query}");
+        if let Some(c) = &cursor {
+            q.push_str(&format!("&cursor={c}"));
+        }
+        let resp = sos_page_as(l, &q);
+        assert_eq!(resp.status(), 200, "{q}");
+        let page: DispatchSosList = parse(resp);
+        assert!(page.sos.len() <= limit as usize, "{q}");
+        ids.extend(page.sos.iter().map(|a| a.id.clone()));
+        if pages == 1 {
+            between();
+        }
+        match page.next_cursor {
+            Some(c) => {
+                assert_eq!(
+                    page.sos.len(),
+                    limit as usize,
+                    "a page before the last is full"
+                );
+                cursor = Some(c);
+            }
+            None => return (ids, pages),
+        }
+    }
+    unreachable!()
+}
+
+/// A time as a query value.
+fn q_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339().replace('+', "%2B")
+}
+
+/// The dispatcher list comes a page at a time in receive order (batches in the order they
+/// arrived, records of a batch in their order): paging returns every alarm once, an alarm
+/// received between two pages comes on a later page, and the status, alarm kind and receive
+/// time filters page the same way. Anything the server cannot read is a 400 naming it. The
+/// `/metrics` alarm gauges count the same alarms.
+pub fn dispatch_pages(b: Backend) {
+    let Some(l) = site(b, |c| c) else { return };
+    // Three batches, received at distinct times; a report is no alarm.
+    let mut batches: Vec<Vec<Value>> = Vec::new();
+    let mut received = Vec::new();
+    for n in [5, 4, 3] {
+        let mut batch: Vec<Value> = (0..n).map(|_| sos()).collect();
+        batch.insert(1, report());
+        let answer = l.post_raw_records(&batch);
+        received.push(answer[0].received_at.unwrap());
+        batches.push(batch.into_iter().filter(|r| r["kind"] == "sos").collect());
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    let ids = |batch: &[Value]| -> Vec<String> { batch.iter().map(id_of).collect() };
+    let mut sent: Vec<String> = batches.iter().flat_map(|b| ids(b)).collect();
+
+    // Pages of 5 and the default page: every alarm once, in receive order; the one received
+    // after the first page comes last.
+    let late = sos();
+    let (listed, pages) = walk_pages(&l, "", 5, || l.send(std::slice::from_ref(&late)));
+    sent.push(id_of(&late));
+    assert_eq!(listed, sent);
+    assert_eq!(pages, 3);
+    let all: DispatchSosList = parse(sos_page_as(&l, ""));
+    assert_eq!(
+        all.sos.iter().map(|a| a.id.clone()).collect::<Vec<_>>(),
+        sent
+    );
+    assert_eq!(all.next_cursor, None);
+    assert_eq!(all.sos, l.store().dispatch_list().unwrap());
+    // A page that ends exactly at the last alarm has no cursor; one alarm per page works.
+    assert_eq!(walk_pages(&l, "", 13, || {}), (sent.clone(), 1));
+    assert_eq!(walk_pages(&l, "", 1, || {}), (sent.clone(), 13));
+
+    // Status filters (one, or several): alarms of the first and last batch acknowledged, one
+    // of the second resolved.
+    let (a, b2, c) = (
+        id_of(&batches[0][2]),
+        id_of(&batches[1][0]),
+        id_of(&batches[2][1]),
+    );
+    l.dispatch_ok(&a, "acknowledge", None);
+    l.dispatch_ok(&c, "acknowledge", Some("on our way"));
+    l.dispatch_ok(&b2, "resolve", None);
+    let delivered: Vec<String> = sent
+        .iter()
+        .filter(|id| ![&a, &b2, &c].contains(id))
+        .cloned()
+        .collect();
+    assert_eq!(walk_pages(&l, "status=delivered", 3, || {}).0, delivered);
+    let moved = vec![a.clone(), b2.clone(), c.clone()];
+    let (both, pages) = walk_pages(&l, "status=resolved,acknowledged", 2, || {});
+    assert_eq!((both, pages), (moved, 2));
+    let open: Vec<String> = sent.iter().filter(|id| **id != b2).cloned().collect();
+    assert_eq!(
+        walk_pages(&l, "status=delivered,acknowledged", 4, || {}).0,
+        open
+    );
+    assert_eq!(
+        walk_pages(&l, "status=resolved", 4, || {}).0,
+        vec![b2.clone()]
+    );
+
+    // The kind of alarm: these are all SOS.
+    assert_eq!(walk_pages(&l, "alarm=sos", 6, || {}).0, sent);
+    let none: DispatchSosList = parse(sos_page_as(&l, "alarm=missed_check_in"));
+    assert!(none.sos.is_empty() && none.next_cursor.is_none());
+
+    // Receive times: `since` inclusive, `until` exclusive, with paging and status.
+    let window = format!(
+        "since={}&until={}",
+        q_time(received[1]),
+        q_time(received[2])
+    );
+    assert_eq!(walk_pages(&l, &window, 3, || {}).0, ids(&batches[1]));
+    let second_delivered: Vec<String> = ids(&batches[1])
+        .into_iter()
+        .filter(|id| *id != b2)
+        .collect();
+    assert_eq!(
+        walk_pages(&l, &format!("{window}&status=delivered"), 2, || {}).0,
+        second_delivered
+    );
+    let since_last = format!("since={}", q_time(received[2]));
+    let mut tail = ids(&batches[2]);
+    tail.push(id_of(&late));
+    assert_eq!(walk_pages(&l, &since_last, 2, || {}).0, tail);
+    let before_first = format!("until={}", q_time(received[0]));
+    assert!(walk_pages(&l, &before_first, 2, || {}).0.is_empty());
+    // A cursor from an unfiltered page continues a filtered one after the same position.
+    let first: DispatchSosList = parse(sos_page_as(&l, "limit=6"));
+    let cursor = first.next_cursor.unwrap();
+    let rest: DispatchSosList = parse(sos_page_as(
+        &l,
+        &format!("status=delivered&cursor={cursor}"),
+    ));
+    let expected: Vec<&String> = delivered
+        .iter()
+        .filter(|id| !sent[..6].contains(id))
+        .collect();
+    assert_eq!(rest.sos.iter().map(|a| &a.id).collect::<Vec<_>>(), expected);
+
+    // What the server cannot read: 400 `malformed`, naming the parameter.
+    let tampered = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("a1:x:1")
+    };
+    for (query, name) in [
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("limit=ten", "limit"),
+        ("cursor=not-a-cursor", "cursor"),
+        (&*format!("cursor={tampered}"), "cursor"),
+        ("since=yesterday", "since"),
+        ("since=2026-11-25T08:00:00+01:00", "since"),
+        ("until=2026-11-25", "until"),
+        (
+            "since=2026-11-25T09:00:00Z&until=2026-11-25T08:00:00Z",
+            "until",
+        ),
+        ("status=open", "status"),
+        ("alarm=fire", "alarm"),
+    ] {
+        let body = expect_error(sos_page_as(&l, query), 400, "malformed");
+        assert!(body.message.starts_with(name), "{query}: {}", body.message);
+    }
+    let max: DispatchSosList = parse(sos_page_as(&l, "limit=1000"));
+    assert_eq!(max.sos.len(), 13);
+    let resp = l
+        .client
+        .get(l.url("/v1/dispatch/sos?limit=1"))
+        .bearer_auth(&l.token)
+        .send()
+        .unwrap();
+    expect_error(resp, 401, "unauthorized");
+
+    // The gauges count the same alarms: 12 open, 10 of them unacknowledged.
+    let text = l
+        .client
+        .get(l.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let gauge = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {text}"))
+    };
+    assert_eq!(gauge("crewsafe_alarms_open"), 12.0);
+    assert_eq!(gauge("crewsafe_alarms_unacknowledged"), 10.0);
+    let oldest = gauge("crewsafe_alarm_oldest_unacknowledged_age_seconds");
+    let age = (chrono::Utc::now() - received[0]).num_milliseconds() as f64 / 1000.0;
+    assert!(oldest > 0.0 && oldest <= age + 0.01, "{oldest} vs {age}");
+}
+
 /// Generates one `#[test]` per contract test, on `$backend`.
 macro_rules! suite {
     ($backend:expr) => {
@@ -538,6 +784,10 @@ macro_rules! suite {
         #[test]
         fn conflict() {
             contract::conflict($backend)
+        }
+        #[test]
+        fn stored_key_before_validation() {
+            contract::stored_key_before_validation($backend)
         }
         #[test]
         fn ordering() {
@@ -574,6 +824,18 @@ macro_rules! suite {
         #[test]
         fn concurrent_uploads() {
             contract::concurrent_uploads($backend)
+        }
+        #[test]
+        fn report_list() {
+            contract::report_list($backend)
+        }
+        #[test]
+        fn attachment_round_trip() {
+            contract::attachment_round_trip($backend)
+        }
+        #[test]
+        fn dispatch_pages() {
+            contract::dispatch_pages($backend)
         }
     };
 }

@@ -1,18 +1,20 @@
 //! Dispatch state of alarms on PostgreSQL: the statuses devices poll and watch, finding an
-//! alarm by id, the dispatcher list, and the dispatcher moves (rules in
-//! `storage/dispatch.rs`). A move holds the alarm lock (`mod.rs`) from its first statement.
+//! alarm by id, the dispatcher list a page at a time (`storage/pages.rs`) and the alarm
+//! counts, and the dispatcher moves (rules in `storage/dispatch.rs`). A move holds the alarm lock (`mod.rs`) from its first statement.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use crewsafe_protocol::{AlarmKind, DispatchSos, DispatchStatus, SosStatus};
+use crewsafe_protocol::{DispatchSos, DispatchStatus, SosStatus};
 use deadpool_postgres::GenericClient;
+use tokio_postgres::types::ToSql;
 
 use super::view::alarm_view;
 use super::{events, word, ALARM_LOCK};
 use crate::error::Result;
 use crate::storage::column::now;
 use crate::storage::dispatch::{Change, Lookup, Move};
+use crate::storage::pages::{from_micros, split_keys, AlarmCounts, AlarmPage, AlarmQuery, Key};
 use crate::storage::view::kind_of;
 
 /// Statuses of those `ids` that are alarms of `device_id`, in request order, each once.
@@ -94,30 +96,125 @@ pub(crate) async fn first_alarm(c: &impl GenericClient, id: &str) -> Result<Opti
     Ok(row.map(|r| r.try_get(0)).transpose()?)
 }
 
-/// All alarms (optionally only those with `status`, of `alarm` kind) in receive order.
-pub(crate) async fn dispatch_list(
+/// One page of the dispatcher list (`storage/pages.rs`): the keys in one range scan of
+/// `sos_status_by_time`, or with a status filter one scan of `sos_status_by_status` per
+/// status, merged; then the view of each alarm of the page.
+pub(crate) async fn dispatch_page(
     c: &impl GenericClient,
-    status: Option<DispatchStatus>,
-    alarm: Option<AlarmKind>,
+    query: &AlarmQuery,
     escalate_after: Duration,
-) -> Result<Vec<DispatchSos>> {
-    let status = status.map(|s| s.as_str());
-    let kind = alarm.map(|a| kind_of(a).as_str());
-    let seqs = c
-        .query(
-            "SELECT s.seq FROM sos_status s JOIN records r ON r.seq = s.seq
-             WHERE ($1::text IS NULL OR s.status = $1) AND ($2::text IS NULL OR r.kind = $2)
-             ORDER BY s.seq",
-            &[&status, &kind],
-        )
-        .await?;
-    let mut out = Vec::with_capacity(seqs.len());
-    for r in seqs {
-        if let Some(sos) = alarm_view(c, r.try_get(0)?, escalate_after).await? {
-            out.push(sos);
+) -> Result<AlarmPage> {
+    let mut args = Args::default();
+    let scans: Vec<String> = if query.statuses.is_empty() {
+        vec![keyset_scan(query, None, &mut args)]
+    } else {
+        query
+            .statuses
+            .iter()
+            .map(|&status| keyset_scan(query, Some(status), &mut args))
+            .collect()
+    };
+    let sql = if scans.len() == 1 {
+        scans.concat()
+    } else {
+        // Each scan is ordered and limited; the merge sorts at most `limit + 1` keys of each.
+        let limit = args.push(query.keys_to_read());
+        let parts: Vec<String> = scans.iter().map(|scan| format!("({scan})")).collect();
+        format!("{} ORDER BY 1, 2 LIMIT {limit}", parts.join(" UNION ALL "))
+    };
+    let stmt = c.prepare_cached(&sql).await?;
+    let keys = c
+        .query(&stmt, &args.refs())
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<Vec<Key>>>()?;
+    let (keys, next) = split_keys(query, keys);
+    let mut sos = Vec::with_capacity(keys.len());
+    for (_, seq) in keys {
+        if let Some(view) = alarm_view(c, seq, escalate_after).await? {
+            sos.push(view);
         }
     }
-    Ok(out)
+    Ok(AlarmPage { sos, next })
+}
+
+/// The arguments of a statement built piece by piece.
+#[derive(Default)]
+struct Args(Vec<Box<dyn ToSql + Sync + Send>>);
+
+impl Args {
+    /// Adds an argument; its placeholder.
+    fn push(&mut self, value: impl ToSql + Sync + Send + 'static) -> String {
+        self.0.push(Box::new(value));
+        format!("${}", self.0.len())
+    }
+
+    fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.0.iter().map(|b| &**b as &(dyn ToSql + Sync)).collect()
+    }
+}
+
+/// The SQL of one ordered, limited scan of alarm keys (Unix microseconds of `delivered_at`,
+/// seq), with `status` if given, its arguments appended to `args`.
+fn keyset_scan(query: &AlarmQuery, status: Option<DispatchStatus>, args: &mut Args) -> String {
+    // Microseconds: the precision PostgreSQL keeps, exact in a bigint.
+    let mut sql = String::from(
+        "SELECT (extract(epoch FROM s.delivered_at) * 1000000)::bigint, s.seq FROM sos_status s",
+    );
+    let mut clauses: Vec<String> = Vec::new();
+    if let Some(alarm) = query.alarm {
+        sql.push_str(" JOIN records r ON r.seq = s.seq");
+        clauses.push(format!("r.kind = {}", args.push(kind_of(alarm).as_str())));
+    }
+    if let Some(status) = status {
+        clauses.push(format!("s.status = {}", args.push(status.as_str())));
+    }
+    if let Some(since) = query.since_us {
+        clauses.push(format!(
+            "s.delivered_at >= {}",
+            args.push(from_micros(since))
+        ));
+    }
+    if let Some(until) = query.until_us {
+        clauses.push(format!(
+            "s.delivered_at < {}",
+            args.push(from_micros(until))
+        ));
+    }
+    if let Some(after) = query.after {
+        let at = args.push(from_micros(after.received_us));
+        let seq = args.push(after.seq);
+        clauses.push(format!("(s.delivered_at, s.seq) > ({at}, {seq})"));
+    }
+    if !clauses.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&clauses.join(" AND "));
+    }
+    let limit = args.push(query.keys_to_read());
+    sql.push_str(&format!(" ORDER BY s.delivered_at, s.seq LIMIT {limit}"));
+    sql
+}
+
+/// The alarm counts of the `/metrics` gauges, from `sos_status_by_status` alone.
+pub(crate) async fn alarm_counts(c: &impl GenericClient) -> Result<AlarmCounts> {
+    let row = c
+        .query_one(
+            "SELECT (SELECT count(*) FROM sos_status WHERE status IN ($1, $2)),
+                    (SELECT count(*) FROM sos_status WHERE status = $1),
+                    (SELECT min(delivered_at) FROM sos_status WHERE status = $1)",
+            &[
+                &DispatchStatus::Delivered.as_str(),
+                &DispatchStatus::Acknowledged.as_str(),
+            ],
+        )
+        .await?;
+    let (open, unacknowledged): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+    Ok(AlarmCounts {
+        open: u64::try_from(open).unwrap_or(0),
+        unacknowledged: u64::try_from(unacknowledged).unwrap_or(0),
+        oldest_unacknowledged: row.try_get(2)?,
+    })
 }
 
 /// Moves alarm `id` forward (never backwards) and returns its new view. The event of the

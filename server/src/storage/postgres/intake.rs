@@ -1,6 +1,8 @@
 //! Batch intake on PostgreSQL (the steps and answers are in `storage/intake.rs`; how
 //! concurrent instances are kept apart in `mod.rs`). One transaction per batch; a batch with
-//! any record that may touch an alarm or a check-in takes the alarm lock first.
+//! any record that may touch an alarm or a check-in takes the alarm lock first. A valid
+//! record with no parent to check is inserted at once (one round trip), and its key looked
+//! up only when the insert did nothing.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -16,9 +18,8 @@ use super::{events, timer, word, ALARM_LOCK};
 use crate::error::{Result, ServerError};
 use crate::storage::column::now;
 use crate::storage::intake::{
-    already_stored, content, item, parent_missing, prepare, refused, touches_alarms, Intake,
+    already_stored, check, content, item, parent_missing, refused, touches_alarms, Checked, Intake,
 };
-use crate::validate::validate;
 
 /// Processes `records` in order inside one transaction that is committed before this
 /// returns. A check-in minute lasts `minute`.
@@ -29,6 +30,8 @@ pub(crate) async fn process_batch(
     reject_ids: &HashSet<String>,
     minute: Duration,
 ) -> Result<Intake> {
+    // What needs no database is done before the transaction (and the alarm lock).
+    let checked = check(records, reject_ids, device_id);
     let tx = client.transaction().await?;
     if records.iter().any(|r| touches_alarms(r.kind)) {
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ALARM_LOCK])
@@ -39,40 +42,47 @@ pub(crate) async fn process_batch(
         results: Vec::with_capacity(records.len()),
         ..Intake::default()
     };
-    for sent in records {
-        let p = match prepare(sent, reject_ids) {
-            Ok(p) => p,
-            Err(answer) => {
+    for record in checked {
+        let insert_first = record.insert_first();
+        let (sent, p, invalid) = match record {
+            Checked::Answered(answer) => {
                 done.results.push(answer);
                 continue;
             }
+            Checked::Ready {
+                sent,
+                prepared,
+                invalid,
+            } => (sent, prepared, invalid),
         };
         let rec = &*p.rec;
-        if let Some(answer) = existing(&tx, device_id, &rec.id, &sent.id, &p.hash).await? {
-            done.results.push(answer);
-            continue;
-        }
-        if let Err(reason) = validate(rec, device_id) {
-            done.results
-                .push(refused(&sent.id, ItemStatus::Rejected, reason));
-            continue;
-        }
         let mut parent_seq = None;
-        if let (Some(parent), Some(want)) = (&rec.parent_id, rec.kind.parent_kind()) {
-            let stmt = tx
-                .prepare_cached(
-                    "SELECT kind, seq FROM records WHERE device_id = $1 AND record_id = $2",
-                )
-                .await?;
-            let found = match tx.query_opt(&stmt, &[&device_id, parent]).await? {
-                Some(r) => Some((word::<Kind>(r.try_get(0)?)?, r.try_get::<_, i64>(1)?)),
-                None => None,
-            };
-            match found {
-                Some((kind, seq)) if kind == want => parent_seq = Some(seq),
-                _ => {
-                    done.results.push(parent_missing(&sent.id, want));
-                    continue;
+        if !insert_first {
+            if let Some(answer) = existing(&tx, device_id, &rec.id, &sent.id, &p.hash).await? {
+                done.results.push(answer);
+                continue;
+            }
+            if let Some(reason) = invalid {
+                done.results
+                    .push(refused(&sent.id, ItemStatus::Rejected, reason));
+                continue;
+            }
+            if let (Some(parent), Some(want)) = (&rec.parent_id, rec.kind.parent_kind()) {
+                let stmt = tx
+                    .prepare_cached(
+                        "SELECT kind, seq FROM records WHERE device_id = $1 AND record_id = $2",
+                    )
+                    .await?;
+                let found = match tx.query_opt(&stmt, &[&device_id, parent]).await? {
+                    Some(r) => Some((word::<Kind>(r.try_get(0)?)?, r.try_get::<_, i64>(1)?)),
+                    None => None,
+                };
+                match found {
+                    Some((kind, seq)) if kind == want => parent_seq = Some(seq),
+                    _ => {
+                        done.results.push(parent_missing(&sent.id, want));
+                        continue;
+                    }
                 }
             }
         }
@@ -102,7 +112,8 @@ pub(crate) async fn process_batch(
             )
             .await?;
         let Some(row) = inserted else {
-            // Another instance stored this key meanwhile (this insert waited for its commit).
+            // The key was stored already: inserted first, or another instance stored it
+            // meanwhile (this insert waited for its commit).
             let answer = existing(&tx, device_id, &rec.id, &sent.id, &p.hash)
                 .await?
                 .ok_or_else(|| ServerError::Corrupt("conflicting insert vanished".into()))?;

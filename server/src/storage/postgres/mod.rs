@@ -7,7 +7,7 @@
 //!   attempt is still in its transaction, the second insert waits for the first to commit and
 //!   then inserts nothing; the record is read back and answered `duplicate` (or `conflict`).
 //!   `seq` comes from an identity sequence: receive order, with gaps where a transaction
-//!   rolled back.
+//!   rolled back or an insert found its key stored already.
 //! - **Alarms in order.** Every transaction that may change an alarm or a check-in (a batch
 //!   with any record but incident reports, a dispatcher move, a timer round) first takes the
 //!   transaction-level advisory lock [`ALARM_LOCK`]. So these are serialized across all
@@ -38,9 +38,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use crewsafe_protocol::{
-    AlarmKind, DispatchSos, DispatchStatus, SosStatus, Vocabulary, WireRecord,
-};
+use crewsafe_protocol::{DispatchSos, SosStatus, Vocabulary, WireRecord};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
@@ -48,6 +46,7 @@ use crate::error::{Result, ServerError};
 use crate::storage::dispatch::{Lookup, Move};
 use crate::storage::events::AlarmChange;
 use crate::storage::intake::Intake;
+use crate::storage::pages::{AlarmCounts, AlarmPage, AlarmQuery};
 use crate::storage::stored::{StoredRecord, Which};
 
 /// The transaction-level advisory lock every transaction that may change an alarm or a
@@ -184,17 +183,22 @@ impl Postgres {
         dispatch::sos_statuses(&self.client().await?, device_id, ids).await
     }
 
-    pub(crate) async fn dispatch_list(
+    /// One page of the dispatcher list, read in one snapshot.
+    pub(crate) async fn dispatch_page(
         &self,
-        status: Option<DispatchStatus>,
-        alarm: Option<AlarmKind>,
+        query: &AlarmQuery,
         escalate_after: Duration,
-    ) -> Result<Vec<DispatchSos>> {
+    ) -> Result<AlarmPage> {
         let mut client = self.client().await?;
         let tx = read_snapshot(&mut client).await?;
-        let out = dispatch::dispatch_list(&tx, status, alarm, escalate_after).await?;
+        let out = dispatch::dispatch_page(&tx, query, escalate_after).await?;
         tx.commit().await?;
         Ok(out)
+    }
+
+    /// The alarm counts of the `/metrics` gauges.
+    pub(crate) async fn alarm_counts(&self) -> Result<AlarmCounts> {
+        dispatch::alarm_counts(&self.client().await?).await
     }
 
     pub(crate) async fn advance_sos(
@@ -249,6 +253,14 @@ impl Postgres {
 
     pub(crate) async fn records(&self, which: Which<'_>) -> Result<Vec<StoredRecord>> {
         records::records(&self.client().await?, which).await
+    }
+
+    /// One page of the dispatcher report list.
+    pub(crate) async fn report_page(
+        &self,
+        q: &crate::storage::reports::ReportQuery,
+    ) -> Result<crate::storage::reports::ReportPage> {
+        records::report_page(&self.client().await?, q).await
     }
 
     pub(crate) async fn count_of(&self, id: &str) -> Result<i64> {

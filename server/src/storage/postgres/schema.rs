@@ -9,7 +9,10 @@ use crate::error::{Result, ServerError};
 
 /// The migrations, in order. Entry `i` upgrades version `i` to `i + 1`. Shipped files are
 /// never edited (a test holds their hashes): a change is a new file.
-const MIGRATIONS: &[&str] = &[include_str!("../../../sql/postgres/001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../sql/postgres/001_initial.sql"),
+    include_str!("../../../sql/postgres/002_dispatch_pages.sql"),
+];
 
 /// The schema version this build writes.
 pub(crate) const VERSION: u32 = MIGRATIONS.len() as u32;

@@ -1,11 +1,15 @@
 //! Dispatch state of alarms on SQLite: the statuses devices poll and watch, finding an alarm
-//! by id, the dispatcher list, and the dispatcher moves (rules in `storage/dispatch.rs`).
+//! by id, the dispatcher list a page at a time (`storage/pages.rs`) and the alarm counts, and
+//! the dispatcher moves (rules in `storage/dispatch.rs`).
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use crewsafe_protocol::{AlarmKind, DispatchSos, DispatchStatus, SosStatus};
-use rusqlite::{params, Connection, OptionalExtension as _, Transaction, TransactionBehavior};
+use crewsafe_protocol::{DispatchSos, DispatchStatus, SosStatus};
+use rusqlite::types::Value;
+use rusqlite::{
+    params, params_from_iter, Connection, OptionalExtension as _, Transaction, TransactionBehavior,
+};
 
 use super::events;
 use super::view::alarm_view;
@@ -13,6 +17,7 @@ use crate::error::Result;
 use crate::hub::AlarmEvent;
 use crate::storage::column::{fmt_time, now, parse_opt_time, parse_time};
 use crate::storage::dispatch::{Change, Lookup, Move};
+use crate::storage::pages::{from_micros, split_keys, AlarmCounts, AlarmPage, AlarmQuery, Key};
 use crate::storage::view::kind_of;
 
 /// Statuses of those `ids` that are alarms of `device_id`, in request order, each once.
@@ -106,28 +111,106 @@ pub(crate) fn first_alarm(conn: &Connection, id: &str) -> Result<Option<i64>> {
         .optional()?)
 }
 
-/// All alarms (optionally only those with `status`, of `alarm` kind) in receive order.
-pub(crate) fn dispatch_list(
+/// One page of the dispatcher list (`storage/pages.rs`): the keys in one range scan of
+/// `sos_status_by_time`, or with a status filter one scan of `sos_status_by_status` per
+/// status, merged; then the view of each alarm of the page.
+pub(crate) fn dispatch_page(
     conn: &Connection,
-    status: Option<DispatchStatus>,
-    alarm: Option<AlarmKind>,
+    query: &AlarmQuery,
     escalate_after: Duration,
-) -> Result<Vec<DispatchSos>> {
-    let seqs: Vec<i64> = conn
-        .prepare_cached(
-            "SELECT s.seq FROM sos_status s JOIN records r ON r.seq = s.seq
-             WHERE (?1 IS NULL OR s.status = ?1) AND (?2 IS NULL OR r.kind = ?2)
-             ORDER BY s.seq",
-        )?
-        .query_map(params![status, alarm.map(kind_of)], |r| r.get(0))?
+) -> Result<AlarmPage> {
+    let mut args: Vec<Value> = Vec::new();
+    let scans: Vec<String> = if query.statuses.is_empty() {
+        vec![keyset_scan(query, None, &mut args)]
+    } else {
+        query
+            .statuses
+            .iter()
+            .map(|&status| keyset_scan(query, Some(status), &mut args))
+            .collect()
+    };
+    let sql = if scans.len() == 1 {
+        scans.concat()
+    } else {
+        // Each scan is ordered and limited; the merge sorts at most `limit + 1` keys of each.
+        args.push(Value::Integer(query.keys_to_read()));
+        let parts: Vec<String> = scans
+            .iter()
+            .map(|scan| format!("SELECT * FROM ({scan})"))
+            .collect();
+        format!("{} ORDER BY 1, 2 LIMIT ?", parts.join(" UNION ALL "))
+    };
+    let keys: Vec<Key> = conn
+        .prepare_cached(&sql)?
+        .query_map(params_from_iter(args), |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    let mut out = Vec::with_capacity(seqs.len());
-    for seq in seqs {
-        if let Some(sos) = alarm_view(conn, seq, escalate_after)? {
-            out.push(sos);
+    let (keys, next) = split_keys(query, keys);
+    let mut sos = Vec::with_capacity(keys.len());
+    for (_, seq) in keys {
+        if let Some(view) = alarm_view(conn, seq, escalate_after)? {
+            sos.push(view);
         }
     }
-    Ok(out)
+    Ok(AlarmPage { sos, next })
+}
+
+/// The SQL of one ordered, limited scan of alarm keys `(delivered_us, seq)` (with `status`,
+/// if given), its arguments appended to `args`.
+fn keyset_scan(
+    query: &AlarmQuery,
+    status: Option<DispatchStatus>,
+    args: &mut Vec<Value>,
+) -> String {
+    let mut sql = String::from("SELECT s.delivered_us, s.seq FROM sos_status s");
+    let mut clauses: Vec<&str> = Vec::new();
+    if let Some(alarm) = query.alarm {
+        sql.push_str(" JOIN records r ON r.seq = s.seq");
+        clauses.push("r.kind = ?");
+        args.push(Value::Text(kind_of(alarm).as_str().to_string()));
+    }
+    if let Some(status) = status {
+        clauses.push("s.status = ?");
+        args.push(Value::Text(status.as_str().to_string()));
+    }
+    if let Some(since) = query.since_us {
+        clauses.push("s.delivered_us >= ?");
+        args.push(Value::Integer(since));
+    }
+    if let Some(until) = query.until_us {
+        clauses.push("s.delivered_us < ?");
+        args.push(Value::Integer(until));
+    }
+    if let Some(after) = query.after {
+        clauses.push("(s.delivered_us, s.seq) > (?, ?)");
+        args.push(Value::Integer(after.received_us));
+        args.push(Value::Integer(after.seq));
+    }
+    if !clauses.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&clauses.join(" AND "));
+    }
+    sql.push_str(" ORDER BY s.delivered_us, s.seq LIMIT ?");
+    args.push(Value::Integer(query.keys_to_read()));
+    sql
+}
+
+/// The alarm counts of the `/metrics` gauges, from `sos_status_by_status` alone.
+pub(crate) fn alarm_counts(conn: &Connection) -> Result<AlarmCounts> {
+    let (open, unacknowledged, oldest): (i64, i64, Option<i64>) = conn
+        .prepare_cached(
+            "SELECT (SELECT count(*) FROM sos_status WHERE status IN (?1, ?2)),
+                    (SELECT count(*) FROM sos_status WHERE status = ?1),
+                    (SELECT min(delivered_us) FROM sos_status WHERE status = ?1)",
+        )?
+        .query_row(
+            params![DispatchStatus::Delivered, DispatchStatus::Acknowledged],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+    Ok(AlarmCounts {
+        open: u64::try_from(open).unwrap_or(0),
+        unacknowledged: u64::try_from(unacknowledged).unwrap_or(0),
+        oldest_unacknowledged: oldest.map(from_micros),
+    })
 }
 
 /// Moves alarm `id` forward (never backwards) and returns its new view and the event of the

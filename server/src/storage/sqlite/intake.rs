@@ -1,12 +1,13 @@
 //! Batch intake on SQLite (the steps and answers are in `storage/intake.rs`): one immediate
 //! transaction per batch on the writer connection, so batches are serialized and `seq` is
-//! the next number after the largest stored.
+//! the next number after the largest stored. The steps that need no database ran before the
+//! writer was taken (`Sqlite::process_batch`); a valid record with no parent to check is
+//! inserted at once, and its key looked up only when the insert did nothing.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use crewsafe_protocol::{
-    CheckInExtendContent, CheckInStartContent, DispatchStatus, ItemStatus, Kind, WireRecord,
+    CheckInExtendContent, CheckInStartContent, DispatchStatus, ItemResult, ItemStatus, Kind,
 };
 use rusqlite::{params, Connection, OptionalExtension as _, TransactionBehavior};
 
@@ -15,17 +16,15 @@ use super::events;
 use crate::error::{Result, ServerError};
 use crate::storage::column::{fmt_time, now, parse_time};
 use crate::storage::intake::{
-    already_stored, content, item, parent_missing, prepare, refused, Intake,
+    already_stored, content, item, parent_missing, refused, Checked, Intake,
 };
-use crate::validate::validate;
 
-/// Processes `records` in order inside one transaction that is committed before this
-/// returns. A check-in minute lasts `minute`.
+/// Stores the `checked` records of a batch of `device_id` in order, inside one transaction
+/// that is committed before this returns. A check-in minute lasts `minute`.
 pub(crate) fn process_batch(
     conn: &mut Connection,
     device_id: &str,
-    records: &[WireRecord],
-    reject_ids: &HashSet<String>,
+    checked: Vec<Checked<'_>>,
     minute: Duration,
 ) -> Result<Intake> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -36,71 +35,78 @@ pub(crate) fn process_batch(
             r.get(0)
         })?;
     let mut done = Intake {
-        results: Vec::with_capacity(records.len()),
+        results: Vec::with_capacity(checked.len()),
         ..Intake::default()
     };
-    for sent in records {
-        let p = match prepare(sent, reject_ids) {
-            Ok(p) => p,
-            Err(answer) => {
+    for record in checked {
+        let insert_first = record.insert_first();
+        let (sent, p, invalid) = match record {
+            Checked::Answered(answer) => {
                 done.results.push(answer);
                 continue;
             }
+            Checked::Ready {
+                sent,
+                prepared,
+                invalid,
+            } => (sent, prepared, invalid),
         };
         let rec = &*p.rec;
-        let existing: Option<(Vec<u8>, String)> = tx
-            .prepare_cached(
-                "SELECT content_sha256, received_at FROM records
-                 WHERE device_id = ?1 AND record_id = ?2",
-            )?
-            .query_row(params![device_id, rec.id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        if let Some((stored_hash, stored_at)) = existing {
-            let at = parse_time(&stored_at)?;
-            done.results
-                .push(already_stored(&sent.id, &p.hash, &stored_hash, at));
-            continue;
-        }
-        if let Err(reason) = validate(rec, device_id) {
-            done.results
-                .push(refused(&sent.id, ItemStatus::Rejected, reason));
-            continue;
-        }
         let mut parent_seq = None;
-        if let (Some(parent), Some(want)) = (&rec.parent_id, rec.kind.parent_kind()) {
-            let parent: Option<(Kind, i64)> = tx
-                .prepare_cached(
-                    "SELECT kind, seq FROM records WHERE device_id = ?1 AND record_id = ?2",
-                )?
-                .query_row(params![device_id, parent], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?;
-            match parent {
-                Some((kind, seq)) if kind == want => parent_seq = Some(seq),
-                _ => {
-                    done.results.push(parent_missing(&sent.id, want));
-                    continue;
+        if !insert_first {
+            if let Some(answer) = existing(&tx, device_id, &rec.id, &sent.id, &p.hash)? {
+                done.results.push(answer);
+                continue;
+            }
+            if let Some(reason) = invalid {
+                done.results
+                    .push(refused(&sent.id, ItemStatus::Rejected, reason));
+                continue;
+            }
+            if let (Some(parent), Some(want)) = (&rec.parent_id, rec.kind.parent_kind()) {
+                let parent: Option<(Kind, i64)> = tx
+                    .prepare_cached(
+                        "SELECT kind, seq FROM records WHERE device_id = ?1 AND record_id = ?2",
+                    )?
+                    .query_row(params![device_id, parent], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                match parent {
+                    Some((kind, seq)) if kind == want => parent_seq = Some(seq),
+                    _ => {
+                        done.results.push(parent_missing(&sent.id, want));
+                        continue;
+                    }
                 }
             }
         }
         let seq = next_seq;
+        let inserted = tx
+            .prepare_cached(
+                "INSERT INTO records (device_id, record_id, seq, kind, lane, parent_id,
+                                      device_time, received_at, content_sha256, record_json)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (device_id, record_id) DO NOTHING",
+            )?
+            .execute(params![
+                device_id,
+                rec.id,
+                seq,
+                rec.kind,
+                rec.lane,
+                rec.parent_id,
+                fmt_time(rec.device_time),
+                received_str,
+                p.hash,
+                p.canonical,
+            ])?;
+        if inserted == 0 {
+            // Inserted first, and the key was stored already.
+            let answer = existing(&tx, device_id, &rec.id, &sent.id, &p.hash)?
+                .ok_or_else(|| ServerError::Corrupt("conflicting insert vanished".into()))?;
+            done.results.push(answer);
+            continue;
+        }
         next_seq += 1;
-        tx.prepare_cached(
-            "INSERT INTO records (device_id, record_id, seq, kind, lane, parent_id, device_time,
-                                  received_at, content_sha256, record_json)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )?
-        .execute(params![
-            device_id,
-            rec.id,
-            seq,
-            rec.kind,
-            rec.lane,
-            rec.parent_id,
-            fmt_time(rec.device_time),
-            received_str,
-            p.hash,
-            p.canonical,
-        ])?;
         let parent = || parent_seq.ok_or_else(|| ServerError::Corrupt("no parent".into()));
         match rec.kind {
             Kind::Sos => {
@@ -144,4 +150,30 @@ pub(crate) fn process_batch(
     }
     tx.commit()?;
     Ok(done)
+}
+
+/// The answer for a record whose key is already stored, if it is.
+fn existing(
+    tx: &Connection,
+    device_id: &str,
+    id: &str,
+    sent_id: &str,
+    hash: &[u8],
+) -> Result<Option<ItemResult>> {
+    let found: Option<(Vec<u8>, String)> = tx
+        .prepare_cached(
+            "SELECT content_sha256, received_at FROM records
+             WHERE device_id = ?1 AND record_id = ?2",
+        )?
+        .query_row(params![device_id, id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    match found {
+        Some((stored_hash, stored_at)) => Ok(Some(already_stored(
+            sent_id,
+            hash,
+            &stored_hash,
+            parse_time(&stored_at)?,
+        ))),
+        None => Ok(None),
+    }
 }

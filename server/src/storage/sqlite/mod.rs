@@ -32,7 +32,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use crewsafe_protocol::{AlarmKind, DispatchSos, DispatchStatus, SosStatus, WireRecord};
+use crewsafe_protocol::{DispatchSos, SosStatus, WireRecord};
 use rusqlite::{Connection, TransactionBehavior};
 
 use crate::error::Result;
@@ -40,6 +40,7 @@ use crate::hub::AlarmEvent;
 use crate::storage::dispatch::{Lookup, Move};
 use crate::storage::events::AlarmChange;
 use crate::storage::intake::Intake;
+use crate::storage::pages::{AlarmCounts, AlarmPage, AlarmQuery};
 use crate::storage::stored::{StoredRecord, Which};
 
 /// Most reader connections open at once.
@@ -96,7 +97,9 @@ impl Sqlite {
         reject_ids: &HashSet<String>,
         minute: Duration,
     ) -> Result<Intake> {
-        self.write(|c| intake::process_batch(c, device_id, records, reject_ids, minute))
+        // What needs no database is done before the one writer is taken.
+        let checked = crate::storage::intake::check(records, reject_ids, device_id);
+        self.write(|c| intake::process_batch(c, device_id, checked, minute))
     }
 
     /// The stored record `id` of `device`, if any.
@@ -104,22 +107,35 @@ impl Sqlite {
         self.read(|c| Ok(records::records(c, Which::One(device_id, id))?.pop()))
     }
 
+    /// One page of the dispatcher report list.
+    pub(crate) fn report_page(
+        &self,
+        q: &crate::storage::reports::ReportQuery,
+    ) -> Result<crate::storage::reports::ReportPage> {
+        self.read(|c| records::report_page(c, q))
+    }
+
     pub(crate) fn sos_statuses(&self, device_id: &str, ids: &[String]) -> Result<Vec<SosStatus>> {
         self.read(|c| dispatch::sos_statuses(c, device_id, ids))
     }
 
-    pub(crate) fn dispatch_list(
+    /// One page of the dispatcher list, read in one snapshot.
+    pub(crate) fn dispatch_page(
         &self,
-        status: Option<DispatchStatus>,
-        alarm: Option<AlarmKind>,
+        query: &AlarmQuery,
         escalate_after: Duration,
-    ) -> Result<Vec<DispatchSos>> {
+    ) -> Result<AlarmPage> {
         self.read(|c| {
             let tx = c.unchecked_transaction()?;
-            let out = dispatch::dispatch_list(&tx, status, alarm, escalate_after)?;
+            let out = dispatch::dispatch_page(&tx, query, escalate_after)?;
             tx.finish()?;
             Ok(out)
         })
+    }
+
+    /// The alarm counts of the `/metrics` gauges.
+    pub(crate) fn alarm_counts(&self) -> Result<AlarmCounts> {
+        self.read(dispatch::alarm_counts)
     }
 
     pub(crate) fn advance_sos(

@@ -1,10 +1,11 @@
 //! Reads of stored records on SQLite, for [`crate::ServerStore`].
 
 use crewsafe_protocol::{Kind, Lane};
-use rusqlite::Connection;
+use rusqlite::{params, Connection};
 
 use crate::error::Result;
 use crate::storage::column::parse_time;
+use crate::storage::reports::{sortable_time, ReportPage, ReportQuery};
 use crate::storage::stored::{content_of, StoredRecord, Which};
 
 /// A `records` row before its times and JSON are parsed.
@@ -66,6 +67,44 @@ pub(crate) fn records(conn: &Connection, which: Which<'_>) -> Result<Vec<StoredR
     rows.into_iter().map(RecordRow::into_stored).collect()
 }
 
+/// `received_at` in the form [`sortable_time`] writes: stored times have 0 to 9 fraction
+/// digits (`…:00Z`, `…:00.5Z`), whose text does not sort; this pads the fraction to nine.
+const SORTABLE_RECEIVED_AT: &str = "(substr(received_at, 1, 19) || '.' || substr(
+    CASE WHEN substr(received_at, 20, 1) = '.' THEN rtrim(substr(received_at, 21), 'Z')
+         ELSE '' END || '000000000', 1, 9))";
+
+/// One page of the dispatcher report list (see `storage/reports.rs`): incident reports by
+/// `seq`, newest first, read backwards along the `seq` index.
+pub(crate) fn report_page(conn: &Connection, q: &ReportQuery) -> Result<ReportPage> {
+    let sql = format!(
+        "SELECT device_id, record_id, kind, lane, parent_id, device_time, received_at,
+                record_json, seq
+         FROM records
+         WHERE kind = ?1 AND seq < ?2
+           AND (?3 IS NULL OR {SORTABLE_RECEIVED_AT} >= ?3)
+           AND (?4 IS NULL OR {SORTABLE_RECEIVED_AT} < ?4)
+         ORDER BY seq DESC LIMIT ?5"
+    );
+    let rows: Vec<(i64, RecordRow)> = conn
+        .prepare_cached(&sql)?
+        .query_map(
+            params![
+                Kind::IncidentReport,
+                q.below(),
+                q.since.map(sortable_time),
+                q.until.map(sortable_time),
+                q.rows()
+            ],
+            |r| Ok((r.get(8)?, RecordRow::read(r)?)),
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    let rows = rows
+        .into_iter()
+        .map(|(seq, row)| Ok((seq, row.into_stored()?)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ReportPage::from_rows(q, rows))
+}
+
 /// How many stored records (of any device) have this id.
 pub(crate) fn count_of(conn: &Connection, id: &str) -> Result<i64> {
     Ok(conn.query_row(
@@ -78,4 +117,28 @@ pub(crate) fn count_of(conn: &Connection, id: &str) -> Result<i64> {
 /// Number of stored records.
 pub(crate) fn record_count(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Utc};
+
+    use super::*;
+
+    #[test]
+    fn stored_receive_times_compare_as_times() {
+        let c = Connection::open_in_memory().unwrap();
+        for stored in [
+            "2026-11-25T10:00:00Z",
+            "2026-11-25T10:00:00.5Z",
+            "2026-11-25T10:00:00.123Z",
+            "2026-11-25T10:00:00.123456Z",
+            "2026-11-25T10:00:00.123456789Z",
+        ] {
+            let sql = format!("SELECT {SORTABLE_RECEIVED_AT} FROM (SELECT ?1 AS received_at)");
+            let got: String = c.query_row(&sql, [stored], |r| r.get(0)).unwrap();
+            let t: DateTime<Utc> = parse_time(stored).unwrap();
+            assert_eq!(got, sortable_time(t), "{stored}");
+        }
+    }
 }

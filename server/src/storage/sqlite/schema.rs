@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../sql/migrations/002_drop_records_by_id.sql"),
     include_str!("../../../sql/migrations/003_sos_status_by_seq.sql"),
     include_str!("../../../sql/migrations/004_sos_loop.sql"),
+    include_str!("../../../sql/migrations/005_dispatch_pages.sql"),
 ];
 
 /// The schema version this build writes.

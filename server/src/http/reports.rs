@@ -1,0 +1,192 @@
+//! `GET /v1/dispatch/reports`: the dispatchers' list of incident reports, newest first, a page
+//! at a time (`limit`, and the opaque `cursor` of the previous page's `next_cursor`), optionally
+//! within receive times (`since` inclusive, `until` exclusive). Each report comes with its
+//! content as the phone sent it and, for each file it commits to, what the server holds.
+//!
+//! The console learns of new reports by asking for the first page again now and then: reports
+//! are not alarms, the event stream's replay rests on the alarm event log, and a file becoming
+//! stored is no database change at all.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use crewsafe_protocol::{
+    DispatchReport, DispatchReportList, ReportContent, DEFAULT_REPORTS_PAGE, MAX_REPORTS_PAGE,
+};
+use serde::Deserialize;
+
+use super::attachments::dispatch_view;
+use super::error::ApiError;
+use super::{auth_dispatcher, db, json_response, AppState};
+use crate::storage::{ReportQuery, StoredRecord};
+
+/// What a cursor says before it is encoded: a version, so that the format may change.
+const CURSOR_PREFIX: &str = "r1:";
+
+#[derive(Debug, Deserialize)]
+pub(super) struct PageQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+}
+
+/// The cursor of the page after the report with this `seq`.
+fn encode_cursor(seq: i64) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{seq}"))
+}
+
+/// The `seq` a cursor of [`encode_cursor`] names; `None` for anything else.
+fn decode_cursor(cursor: &str) -> Option<i64> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor.trim())
+        .ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let seq: i64 = text.strip_prefix(CURSOR_PREFIX)?.parse().ok()?;
+    (seq > 0).then_some(seq)
+}
+
+fn time(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    value
+        .map(|v| {
+            DateTime::parse_from_rfc3339(v.trim())
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| {
+                    ApiError::malformed(format!(
+                        "{name}: an RFC 3339 time, e.g. 2026-11-25T08:00:00Z (percent-encode '+')"
+                    ))
+                })
+        })
+        .transpose()
+}
+
+/// The page the query string asks for.
+fn page_query(q: &PageQuery) -> Result<ReportQuery, ApiError> {
+    let limit = match q.limit.as_deref() {
+        None => DEFAULT_REPORTS_PAGE,
+        Some(v) => v
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_REPORTS_PAGE).contains(n))
+            .ok_or_else(|| {
+                ApiError::malformed(format!(
+                    "limit: a whole number from 1 to {MAX_REPORTS_PAGE}"
+                ))
+            })?,
+    };
+    let before_seq = q
+        .cursor
+        .as_deref()
+        .map(|c| {
+            decode_cursor(c).ok_or_else(|| {
+                ApiError::malformed("cursor: not one this server gave (pass next_cursor as is)")
+            })
+        })
+        .transpose()?;
+    let since = time("since", q.since.as_deref())?;
+    let until = time("until", q.until.as_deref())?;
+    if let (Some(s), Some(u)) = (since, until) {
+        if u < s {
+            return Err(ApiError::malformed("until: must not be before since"));
+        }
+    }
+    Ok(ReportQuery {
+        limit,
+        before_seq,
+        since,
+        until,
+    })
+}
+
+/// `GET /v1/dispatch/reports[?limit=][&cursor=][&since=][&until=]`.
+pub(super) async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    auth_dispatcher(&state, &headers).await?;
+    let Query(q) = query.map_err(|_| ApiError::malformed("invalid query string"))?;
+    let page = db(state.storage.report_page(page_query(&q)?)).await?;
+    let parsed = page
+        .reports
+        .into_iter()
+        .map(|r| {
+            let content: ReportContent =
+                serde_json::from_value(r.content.clone()).map_err(|_| {
+                    log::error!("a stored report does not read as a report");
+                    ApiError::internal()
+                })?;
+            Ok((r, content))
+        })
+        .collect::<Result<Vec<(StoredRecord, ReportContent)>, ApiError>>()?;
+    let has_files = parsed.iter().any(|(_, c)| !c.attachments.is_empty());
+    let reports = match state.media.clone() {
+        Some(m) if has_files => tokio::task::spawn_blocking(move || views(Some(&m), parsed))
+            .await
+            .map_err(|_| ApiError::internal())?
+            .map_err(|e| {
+                log::error!("attachment folder: {}", e.kind());
+                ApiError::internal()
+            })?,
+        // Nothing to look up on disk; or no media folder, so no file is held.
+        _ => views(None, parsed).map_err(|_| ApiError::internal())?,
+    };
+    Ok(json_response(&DispatchReportList {
+        reports,
+        next_cursor: page.next.map(encode_cursor),
+    }))
+}
+
+/// The reports as dispatch sees them, each file with what `media` holds of it.
+fn views(
+    media: Option<&crate::media::Media>,
+    parsed: Vec<(StoredRecord, ReportContent)>,
+) -> std::io::Result<Vec<DispatchReport>> {
+    parsed
+        .into_iter()
+        .map(|(r, content)| {
+            let attachments = content
+                .attachments
+                .iter()
+                .map(|a| dispatch_view(media, &r.device_id, a.clone()))
+                .collect::<std::io::Result<Vec<_>>>()?;
+            Ok(DispatchReport {
+                id: r.id,
+                device_id: r.device_id,
+                received_at: r.received_at,
+                device_time: r.device_time,
+                content,
+                attachments,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_anything_else_is_refused() {
+        for seq in [1, 42, i64::MAX] {
+            assert_eq!(decode_cursor(&encode_cursor(seq)), Some(seq));
+        }
+        for bad in ["", "42", "r1:42", "!!", &encode_cursor(0)] {
+            assert_eq!(decode_cursor(bad), None, "{bad}");
+        }
+        let q = |limit: &str| PageQuery {
+            limit: Some(limit.into()),
+            cursor: None,
+            since: None,
+            until: None,
+        };
+        assert_eq!(page_query(&q("7")).unwrap().limit, 7);
+        for bad in ["0", "501", "-1", "ten"] {
+            assert!(page_query(&q(bad)).is_err(), "{bad}");
+        }
+    }
+}
