@@ -71,12 +71,18 @@ CREWSAFE_REQUIRE_POSTGRES=1 pg_virtualenv \
 step "fuzz smoke run (every target a few seconds; long runs: fuzz/smoke.sh --long)"
 bash fuzz/smoke.sh
 
-step "benchmarks (quick smoke runs; full figures: cargo bench --bench store / sync / history / sos_loop)"
+step "benchmarks (quick smoke runs; full figures: cargo bench --bench store / sync / history / sos_loop / media)"
 CREWSAFE_BENCH_QUICK=1 cargo bench --features "$FEATURES" --bench store
 CREWSAFE_BENCH_QUICK=1 cargo bench --features "$FEATURES" --bench sync
 CREWSAFE_BENCH_QUICK=1 cargo bench --features "$FEATURES" --bench history
 CREWSAFE_BENCH_QUICK=1 cargo bench --features "$FEATURES" --bench sos_loop
 CREWSAFE_BENCH_QUICK=1 cargo bench --features "$FEATURES" --bench media
+# The server's: ingest (1, 8, 64 devices against straight inserts) and dispatcher list pages,
+# each on SQLite and on a throwaway PostgreSQL with fsync on (pg_virtualenv turns it off).
+# Full figures: the same without CREWSAFE_BENCH_QUICK (docs/operations.md).
+CREWSAFE_BENCH_QUICK=1 pg_virtualenv -o fsync=on sh -c '
+  export CREWSAFE_BENCH_DATABASE_URL="host=$PGHOST port=$PGPORT user=$PGUSER password=$PGPASSWORD dbname=$PGDATABASE"
+  cargo bench -p crewsafe-server --bench ingest && cargo bench -p crewsafe-server --bench dispatch_page'
 
 step "demo (smoke run)"
 # --serve reads one Enter (raises one more SOS), then end of input stops it.
