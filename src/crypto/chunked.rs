@@ -75,6 +75,70 @@ pub struct SealingWriter<'k, W: Write> {
     buf: Zeroizing<Vec<u8>>,
     index: u64,
     plain_len: u64,
+    /// The last chunk is written (by [`SealingWriter::write_run`]).
+    ended: bool,
+}
+
+/// A buffer laid out as a run of sealed chunks, `plaintext slot | room for the tag` each:
+/// plaintext is read straight into the slots, hashed from there, then sealed where it lies
+/// and written in one piece ([`SealingWriter::write_run`]), with no copy in between.
+pub struct ChunkRun {
+    buf: Zeroizing<Vec<u8>>,
+    /// Plaintext bytes held, from the first slot on.
+    len: usize,
+}
+
+impl ChunkRun {
+    /// An empty run of `chunks` chunks.
+    pub fn new(chunks: usize) -> Self {
+        ChunkRun {
+            buf: Zeroizing::new(vec![0u8; chunks.max(1) * (CHUNK_LEN + TAG_LEN)]),
+            len: 0,
+        }
+    }
+
+    /// Plaintext bytes the run holds when full.
+    pub fn capacity(&self) -> usize {
+        self.buf.len() / (CHUNK_LEN + TAG_LEN) * CHUNK_LEN
+    }
+
+    /// Plaintext bytes held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the run holds no plaintext.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Empties the run and reads from `source` until it is full or the input ends; returns
+    /// the bytes read (fewer than [`ChunkRun::capacity`] only at the end of the input).
+    pub fn fill(&mut self, source: &mut dyn Read) -> std::io::Result<usize> {
+        self.len = 0;
+        let capacity = self.capacity();
+        while self.len < capacity {
+            let (slot, offset) = (self.len / CHUNK_LEN, self.len % CHUNK_LEN);
+            let start = slot * (CHUNK_LEN + TAG_LEN);
+            match source.read(&mut self.buf[start + offset..start + CHUNK_LEN]) {
+                Ok(0) => break,
+                Ok(n) => self.len += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self.len)
+    }
+
+    /// The plaintext held, slot by slot.
+    pub fn plaintext(&self) -> impl Iterator<Item = &[u8]> {
+        let len = self.len;
+        self.buf
+            .chunks(CHUNK_LEN + TAG_LEN)
+            .enumerate()
+            .map(move |(i, slot)| &slot[..len.saturating_sub(i * CHUNK_LEN).min(CHUNK_LEN)])
+            .take_while(|p| !p.is_empty())
+    }
 }
 
 impl<'k, W: Write> SealingWriter<'k, W> {
@@ -88,11 +152,14 @@ impl<'k, W: Write> SealingWriter<'k, W> {
             buf: Zeroizing::new(Vec::with_capacity(CHUNK_LEN + TAG_LEN)),
             index: 0,
             plain_len: 0,
+            ended: false,
         })
     }
 
-    /// Adds plaintext.
+    /// Adds plaintext (captures write whole runs instead: [`SealingWriter::write_run`]).
+    #[cfg(test)]
     pub fn write(&mut self, mut data: &[u8]) -> Result<(), FileCryptoError> {
+        debug_assert!(!self.ended, "plaintext after the last chunk");
         while !data.is_empty() {
             if self.buf.len() == CHUNK_LEN {
                 // More follows: the full buffer is not the last chunk.
@@ -124,9 +191,51 @@ impl<'k, W: Write> SealingWriter<'k, W> {
         Ok(())
     }
 
-    /// Seals the last chunk and returns the output and the plaintext length.
+    /// Seals a run of whole chunks where it lies and writes it with one call, after what was
+    /// written so far; `last` marks the run's final chunk as the file's last (only that run
+    /// may end with a short chunk, and nothing follows it). What [`SealingWriter::write`]
+    /// takes must have filled whole chunks before a run.
+    pub fn write_run(&mut self, run: &mut ChunkRun, last: bool) -> Result<(), FileCryptoError> {
+        debug_assert!(
+            !self.ended && self.buf.is_empty(),
+            "a run after a partial chunk"
+        );
+        let len = run.len;
+        if len == 0 || (!last && len % CHUNK_LEN != 0) {
+            // A run that is empty or ends short is only ever the file's last one.
+            return Err(FileCryptoError::Io(std::io::ErrorKind::InvalidInput.into()));
+        }
+        let chunks = len.div_ceil(CHUNK_LEN);
+        let mut end = 0;
+        for i in 0..chunks {
+            let start = i * (CHUNK_LEN + TAG_LEN);
+            let plain = (len - i * CHUNK_LEN).min(CHUNK_LEN);
+            let tag = self
+                .key
+                .aead()
+                .seal_in_place_separate_tag(
+                    nonce(self.index, last && i + 1 == chunks),
+                    Aad::from(&self.aad[..]),
+                    &mut run.buf[start..start + plain],
+                )
+                .map_err(|_| FileCryptoError::Unauthentic)?;
+            // A short chunk is the last: its tag goes right after it.
+            end = start + plain + TAG_LEN;
+            run.buf[start + plain..end].copy_from_slice(tag.as_ref());
+            self.index += 1;
+        }
+        self.out.write_all(&run.buf[..end])?;
+        self.plain_len += len as u64;
+        self.ended = last;
+        Ok(())
+    }
+
+    /// Seals the last chunk (unless a run marked last already did) and returns the output
+    /// and the plaintext length.
     pub fn finish(mut self) -> Result<(W, u64), FileCryptoError> {
-        self.seal_chunk(true)?;
+        if !self.ended {
+            self.seal_chunk(true)?;
+        }
         Ok((self.out, self.plain_len))
     }
 }
@@ -261,6 +370,75 @@ mod tests {
             data.len()
         );
         out
+    }
+
+    /// Seals `data` the way a capture does: runs of `chunks` chunks read from a reader that
+    /// hands out at most `piece` bytes a call, the final run marked last.
+    fn seal_runs(key: &FileKey, id: &str, data: &[u8], chunks: usize, piece: usize) -> Vec<u8> {
+        struct Trickle<'a>(&'a [u8], usize);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.0.len().min(out.len()).min(self.1);
+                out[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let mut source = Trickle(data, piece);
+        let mut w = SealingWriter::new(Vec::new(), key, id).unwrap();
+        let (mut run, mut next) = (ChunkRun::new(chunks), ChunkRun::new(chunks));
+        run.fill(&mut source).unwrap();
+        let mut plain = Vec::new();
+        while !run.is_empty() {
+            next.fill(&mut source).unwrap();
+            run.plaintext().for_each(|p| plain.extend_from_slice(p));
+            w.write_run(&mut run, next.is_empty()).unwrap();
+            std::mem::swap(&mut run, &mut next);
+        }
+        assert_eq!(plain, data);
+        let (out, len) = w.finish().unwrap();
+        assert_eq!(len, data.len() as u64);
+        assert_eq!(out.len() as u64, sealed_len(data.len() as u64));
+        out
+    }
+
+    #[test]
+    fn runs_seal_the_same_file_as_writes() {
+        let key = FileKey::generate().unwrap();
+        for n in [
+            0,
+            1,
+            CHUNK_LEN - 1,
+            CHUNK_LEN,
+            CHUNK_LEN + 1,
+            4 * CHUNK_LEN,
+            4 * CHUNK_LEN + 17,
+            9 * CHUNK_LEN - 3,
+        ] {
+            let d = data(n);
+            let written = seal(&key, "a", &d, 1000);
+            for (chunks, piece) in [(1, 1000), (4, CHUNK_LEN), (4, 3 * CHUNK_LEN + 5), (3, 1)] {
+                if piece == 1 && n > CHUNK_LEN {
+                    continue;
+                }
+                assert_eq!(
+                    seal_runs(&key, "a", &d, chunks, piece),
+                    written,
+                    "n={n} chunks={chunks} piece={piece}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_short_run_that_is_not_last_is_refused() {
+        let key = FileKey::generate().unwrap();
+        let mut w = SealingWriter::new(Vec::new(), &key, "a").unwrap();
+        let mut run = ChunkRun::new(2);
+        run.fill(&mut &data(CHUNK_LEN + 5)[..]).unwrap();
+        assert!(w.write_run(&mut run, false).is_err());
+        let mut empty = ChunkRun::new(2);
+        assert!(w.write_run(&mut empty, true).is_err());
     }
 
     fn open_all(key: &FileKey, id: &str, file: &[u8]) -> Result<Vec<u8>, FileCryptoError> {

@@ -7,21 +7,19 @@
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::sync_channel;
-use std::sync::Arc;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use ring::digest::{Context, SHA256};
-use zeroize::Zeroizing;
 
-use crate::crypto::chunked::{FileKey, OpeningReader, SealingWriter, CHUNK_LEN};
+use crate::crypto::chunked::{ChunkRun, FileKey, OpeningReader, SealingWriter};
 use crate::error::{Result, StoreError};
 
 const SEALED: &str = "csa";
-/// Bytes read from the source at a time.
-const READ_LEN: usize = 4 * CHUNK_LEN;
+/// Chunks in a run: a capture reads, hashes, seals and writes 1 MiB at a time.
+const RUN_CHUNKS: usize = 16;
 const PARTIAL: &str = "partial";
-/// Read buffers in use at once: one being read into, the others being hashed or waiting.
-const PIECES: usize = 6;
+/// Runs in use at once: being read into, hashed, or waiting to be sealed and written.
+const RUNS: usize = 6;
 /// Bytes written between two early flushes of a file being captured.
 const FLUSH_EVERY: u64 = 16 << 20;
 
@@ -111,66 +109,27 @@ impl MediaDir {
                 }
                 Ok(())
             })?;
-        // Each sealed chunk is one write: no buffering needed.
         let mut writer = SealingWriter::new(file, key, id)?;
-        // Hashing runs on a second thread while this one seals and writes: the two are the
-        // bulk of the CPU work, and a phone has more than one core. A piece goes to the hasher
-        // before it is sealed, and comes back to be read into again: a few buffers serve the
-        // whole file (no allocation, zeroing or page faults per piece; memory stays flat).
-        let (to_hasher, pieces) = sync_channel::<Arc<Zeroizing<Vec<u8>>>>(PIECES);
-        let (give_back, returned) = sync_channel::<Arc<Zeroizing<Vec<u8>>>>(PIECES + 1);
-        for _ in 0..PIECES {
-            let _ = give_back.send(Arc::new(Zeroizing::new(vec![0u8; READ_LEN])));
-        }
+        // Hashing runs on a second thread while this one reads, seals and writes: the two are
+        // the bulk of the CPU work, and a phone has more than one core. A run is read, handed
+        // to the hasher, handed back, sealed in place and written, then read into again: a
+        // few runs serve the whole file (memory stays flat) and no byte is copied in between.
+        let (to_hasher, unhashed) = sync_channel::<ChunkRun>(RUNS);
+        let (give_back, hashed) = sync_channel::<ChunkRun>(RUNS);
         let hasher = std::thread::Builder::new()
             .name("crewsafe-hash".into())
             .spawn(move || {
                 let mut hash = Context::new(&SHA256);
-                for piece in pieces {
-                    hash.update(&piece);
-                    // The reader may have stopped taking buffers back: nothing to do then.
-                    let _ = give_back.send(piece);
+                for run in unhashed {
+                    run.plaintext().for_each(|p| hash.update(p));
+                    // The reader may have stopped taking runs back: nothing to do then.
+                    let _ = give_back.send(run);
                 }
                 hex(hash.finish().as_ref())
             })?;
-        let streamed = (|| -> Result<u64> {
-            let mut size = 0u64;
-            // An error here means the hasher ended early (a panic): it shows when joined.
-            while let Ok(mut piece) = returned.recv() {
-                // The hasher hands a piece back only after its own reference is gone, and this
-                // thread dropped its one after sealing: the piece is this thread's alone.
-                let Some(buf) = Arc::get_mut(&mut piece) else {
-                    return Err(StoreError::Encode("attachment buffer"));
-                };
-                buf.resize(READ_LEN, 0);
-                let n = loop {
-                    match source.read(buf) {
-                        Ok(n) => break n,
-                        Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(e.into()),
-                    }
-                };
-                if n == 0 {
-                    break;
-                }
-                buf.truncate(n);
-                size += n as u64;
-                if size > max_bytes {
-                    return Err(StoreError::invalid(
-                        "size",
-                        format!("larger than the limit of {max_bytes} bytes for this kind"),
-                    ));
-                }
-                if to_hasher.send(piece.clone()).is_err() {
-                    break;
-                }
-                writer.write(&piece)?;
-                if size / FLUSH_EVERY != (size - n as u64) / FLUSH_EVERY {
-                    let _ = to_flusher.try_send(());
-                }
-            }
-            Ok(size)
-        })();
+        let streamed = stream(source, max_bytes, &mut writer, &to_hasher, &hashed, || {
+            let _ = to_flusher.try_send(());
+        });
         drop(to_hasher);
         drop(to_flusher);
         let sha256 = hasher.join();
@@ -236,6 +195,77 @@ impl MediaDir {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// The capture's reading side: reads `source` into runs while any is free, sends each to the
+/// hasher, and seals and writes the runs the hasher hands back, in order. A run is sealed
+/// only once it is known whether more data follows it (a later run read something, or the
+/// input ended), so the file's last chunk is marked last. Calls `flush` each time another
+/// FLUSH_EVERY bytes were written. Returns the plaintext size.
+fn stream<W: std::io::Write>(
+    source: &mut dyn Read,
+    max_bytes: u64,
+    writer: &mut SealingWriter<'_, W>,
+    to_hasher: &SyncSender<ChunkRun>,
+    hashed: &Receiver<ChunkRun>,
+    flush: impl Fn(),
+) -> Result<u64> {
+    let mut free: Vec<ChunkRun> = (0..RUNS).map(|_| ChunkRun::new(RUN_CHUNKS)).collect();
+    let (mut size, mut written, mut at_hasher) = (0u64, 0u64, 0usize);
+    let mut ended = false;
+    // Hashed, but not sealed: whether it holds the file's last chunk is not known yet.
+    let mut held: Option<ChunkRun> = None;
+    loop {
+        if !ended {
+            if let Some(mut run) = free.pop() {
+                let n = run.fill(source)?;
+                ended = n < run.capacity();
+                size += n as u64;
+                if size > max_bytes {
+                    return Err(StoreError::invalid(
+                        "size",
+                        format!("larger than the limit of {max_bytes} bytes for this kind"),
+                    ));
+                }
+                if run.is_empty() {
+                    free.push(run);
+                } else {
+                    // Fails only if the hasher ended early (a panic): that shows when joined.
+                    to_hasher
+                        .send(run)
+                        .map_err(|_| StoreError::Encode("attachment hash"))?;
+                    at_hasher += 1;
+                }
+                continue;
+            }
+        }
+        if at_hasher == 0 {
+            break;
+        }
+        let run = hashed
+            .recv()
+            .map_err(|_| StoreError::Encode("attachment hash"))?;
+        at_hasher -= 1;
+        // A later run holds data: the one held back is not the last.
+        if let Some(mut previous) = held.replace(run) {
+            writer.write_run(&mut previous, false)?;
+            written = seal_progress(written, previous.len(), &flush);
+            free.push(previous);
+        }
+    }
+    if let Some(mut last) = held {
+        writer.write_run(&mut last, true)?;
+    }
+    Ok(size)
+}
+
+/// Adds `n` to the bytes written and nudges the flusher when another FLUSH_EVERY is reached.
+fn seal_progress(written: u64, n: usize, flush: &impl Fn()) -> u64 {
+    let now = written + n as u64;
+    if now / FLUSH_EVERY != written / FLUSH_EVERY {
+        flush();
+    }
+    now
 }
 
 /// Lower-case hex.
