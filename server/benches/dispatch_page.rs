@@ -22,10 +22,13 @@
 //! without it a "skipped" line is printed. `CREWSAFE_BENCH_QUICK=1` stores 20,000 alarms and
 //! repeats each page fewer times (a smoke run).
 
+mod common;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use common::{remove_sqlite, with_dbname};
 use crewsafe_server::protocol::{
     Crew, DispatchSosList, Kind, Lane, Location, LocationProvider, SosContent, WireRecord,
 };
@@ -306,37 +309,6 @@ fn sqlite(dir: &std::path::Path) {
     run_pages(&server, dispatcher, stored);
     server.shutdown();
     remove_sqlite(&path);
-}
-
-/// Removes a SQLite database and its WAL files.
-fn remove_sqlite(path: &std::path::Path) {
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
-}
-
-/// `conn` (a URL or `key=value` pairs) with database `name` instead of its own.
-fn with_dbname(conn: &str, name: &str) -> String {
-    if let Some(scheme_end) = conn.find("://") {
-        let (base, query) = match conn.split_once('?') {
-            Some((b, q)) => (b, Some(q)),
-            None => (conn, None),
-        };
-        let after = scheme_end + 3;
-        let path_at = base[after..].find('/').map_or(base.len(), |i| after + i);
-        let mut out = format!("{}/{name}", &base[..path_at]);
-        if let Some(q) = query {
-            out.push('?');
-            out.push_str(q);
-        }
-        out
-    } else {
-        conn.split_whitespace()
-            .filter(|p| !p.starts_with("dbname="))
-            .chain([format!("dbname={name}").as_str()])
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
 }
 
 /// Runs `sql` (several statements) on the database of `url`.

@@ -35,13 +35,16 @@
 //! fsync latency of that disk is printed first. Client and server share the machine's cores.
 //! `CREWSAFE_BENCH_QUICK=1` runs a short smoke version.
 
+mod common;
+
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use common::{remove_sqlite, with_dbname};
 use crewsafe_server::protocol::{
     decode_batch_response, Crew, IncidentKind, ItemStatus, Kind, Lane, Location, LocationProvider,
     ReportContent, Severity, WireRecord, BATCH_PATH, PROTOCOL_VERSION,
@@ -502,17 +505,6 @@ fn fsync_ms(dir: &Path) -> f64 {
     v[v.len() / 2]
 }
 
-fn remove_sqlite(db: &Path) {
-    for suffix in ["", "-wal", "-shm"] {
-        let mut p = db.as_os_str().to_owned();
-        p.push(suffix);
-        let _ = std::fs::remove_file(PathBuf::from(p));
-    }
-    let mut media = db.as_os_str().to_owned();
-    media.push(".media");
-    let _ = std::fs::remove_dir_all(PathBuf::from(media));
-}
-
 /// The server on a fresh SQLite file in `dir`.
 fn sqlite_server(dir: &Path, plan: Plan) -> (Run, Memory) {
     let db = dir.join(format!("server-{}.db", plan.devices));
@@ -627,30 +619,6 @@ fn sqlite_limit(dir: &Path, plan: Plan) -> Run {
     drop(conn);
     remove_sqlite(&db);
     run
-}
-
-/// `conn` (a URL or `key=value` pairs) with database `name` instead of its own.
-fn with_dbname(conn: &str, name: &str) -> String {
-    if let Some(scheme_end) = conn.find("://") {
-        let (base, query) = match conn.split_once('?') {
-            Some((b, q)) => (b, Some(q)),
-            None => (conn, None),
-        };
-        let after = scheme_end + 3;
-        let path_at = base[after..].find('/').map_or(base.len(), |i| after + i);
-        let mut out = format!("{}/{name}", &base[..path_at]);
-        if let Some(q) = query {
-            out.push('?');
-            out.push_str(q);
-        }
-        out
-    } else {
-        conn.split_whitespace()
-            .filter(|p| !p.starts_with("dbname="))
-            .chain([format!("dbname={name}").as_str()])
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
 }
 
 /// The PostgreSQL cluster of `CREWSAFE_BENCH_DATABASE_URL`: fresh databases in it.

@@ -12,9 +12,7 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 use crewsafe_protocol::{
     AlarmKind, DispatchAction, DispatchSos, DispatchSosList, DispatchStatus, ErrorCode,
     DEFAULT_SOS_PAGE, MAX_SOS_PAGE,
@@ -22,6 +20,7 @@ use crewsafe_protocol::{
 use serde::Deserialize;
 
 use super::error::{json_error, ApiError};
+use super::paging;
 use super::{auth_dispatcher, db, json_response, read_body, AppState};
 use crate::storage::{Advance, AlarmQuery, Lookup, Move, Position};
 use crate::validate::dispatch_message;
@@ -47,16 +46,15 @@ const CURSOR_PREFIX: &str = "a1:";
 
 /// The cursor of the page after `position`.
 fn encode_cursor(position: Position) -> String {
-    URL_SAFE_NO_PAD.encode(format!(
-        "{CURSOR_PREFIX}{}:{}",
-        position.received_us, position.seq
-    ))
+    paging::encode_cursor(
+        CURSOR_PREFIX,
+        &format!("{}:{}", position.received_us, position.seq),
+    )
 }
 
-/// The position a cursor of [`encode_cursor`] names; `None` for anything else.
-fn decode_cursor(cursor: &str) -> Option<Position> {
-    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor.trim()).ok()?).ok()?;
-    let (us, seq) = text.strip_prefix(CURSOR_PREFIX)?.split_once(':')?;
+/// The position a cursor body of [`encode_cursor`] names; `None` for anything else.
+fn read_cursor(body: &str) -> Option<Position> {
+    let (us, seq) = body.split_once(':')?;
     let position = Position {
         received_us: us.parse().ok()?,
         seq: seq.parse().ok()?,
@@ -64,20 +62,10 @@ fn decode_cursor(cursor: &str) -> Option<Position> {
     (position.seq > 0).then_some(position)
 }
 
-/// A time bound of the query, as Unix microseconds rounded up (times are stored to the
-/// microsecond: `received_at >= since` and `received_at < until` hold as written).
-fn time_bound(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
-    value
-        .map(|v| {
-            let t = DateTime::parse_from_rfc3339(v.trim()).map_err(|_| {
-                ApiError::malformed(format!(
-                    "{name}: an RFC 3339 time, e.g. 2026-11-25T08:00:00Z (percent-encode '+')"
-                ))
-            })?;
-            let sub_micro = t.timestamp_subsec_nanos() % 1000 != 0;
-            Ok(t.timestamp_micros() + i64::from(sub_micro))
-        })
-        .transpose()
+/// A time bound as Unix microseconds rounded up (times are stored to the microsecond:
+/// `received_at >= since` and `received_at < until` hold as written).
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros() + i64::from(t.timestamp_subsec_nanos() % 1000 != 0)
 }
 
 /// The page the query string asks for.
@@ -104,33 +92,10 @@ fn alarm_query(q: &ListQuery) -> Result<AlarmQuery, ApiError> {
                 .map_err(|_| ApiError::malformed("alarm: sos or missed_check_in"))
         })
         .transpose()?;
-    let limit = match q.limit.as_deref() {
-        None => DEFAULT_SOS_PAGE,
-        Some(v) => v
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=MAX_SOS_PAGE).contains(n))
-            .ok_or_else(|| {
-                ApiError::malformed(format!("limit: a whole number from 1 to {MAX_SOS_PAGE}"))
-            })?,
-    };
-    let after = q
-        .cursor
-        .as_deref()
-        .map(|c| {
-            decode_cursor(c).ok_or_else(|| {
-                ApiError::malformed("cursor: not one this server gave (pass next_cursor as is)")
-            })
-        })
-        .transpose()?;
-    let since_us = time_bound("since", q.since.as_deref())?;
-    let until_us = time_bound("until", q.until.as_deref())?;
-    if let (Some(since), Some(until)) = (since_us, until_us) {
-        if until < since {
-            return Err(ApiError::malformed("until: not before since"));
-        }
-    }
+    let limit = paging::limit(q.limit.as_deref(), DEFAULT_SOS_PAGE, MAX_SOS_PAGE)?;
+    let after = paging::cursor(q.cursor.as_deref(), CURSOR_PREFIX, read_cursor)?;
+    let (since, until) = paging::window(q.since.as_deref(), q.until.as_deref())?;
+    let (since_us, until_us) = (since.map(micros), until.map(micros));
     Ok(AlarmQuery {
         statuses,
         alarm,
@@ -236,6 +201,12 @@ pub(super) async fn resolve(
 mod tests {
     use super::*;
 
+    fn decode(cursor: &str) -> Option<Position> {
+        paging::cursor(Some(cursor), CURSOR_PREFIX, read_cursor)
+            .ok()
+            .flatten()
+    }
+
     fn query(pairs: &[(&str, &str)]) -> Result<AlarmQuery, ApiError> {
         let get = |k: &str| {
             pairs
@@ -260,15 +231,15 @@ mod tests {
                 received_us: us,
                 seq,
             };
-            assert_eq!(decode_cursor(&encode_cursor(p)), Some(p));
+            assert_eq!(decode(&encode_cursor(p)), Some(p));
         }
         let zero = encode_cursor(Position {
             received_us: 1,
             seq: 0,
         });
-        let other = URL_SAFE_NO_PAD.encode("r1:42");
+        let other = paging::encode_cursor("r1:", "42");
         for bad in ["", "42", "a1:1:2", "!!", &zero, &other] {
-            assert_eq!(decode_cursor(bad), None, "{bad}");
+            assert_eq!(decode(bad), None, "{bad}");
         }
     }
 

@@ -8,6 +8,7 @@ mod console;
 mod dispatch;
 mod error;
 mod events;
+mod paging;
 mod records;
 mod reports;
 mod test_faults;

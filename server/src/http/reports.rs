@@ -11,8 +11,6 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use base64::Engine as _;
-use chrono::{DateTime, Utc};
 use crewsafe_protocol::{
     DispatchReport, DispatchReportList, ReportContent, DEFAULT_REPORTS_PAGE, MAX_REPORTS_PAGE,
 };
@@ -20,6 +18,7 @@ use serde::Deserialize;
 
 use super::attachments::dispatch_view;
 use super::error::ApiError;
+use super::paging;
 use super::{auth_dispatcher, db, json_response, AppState};
 use crate::storage::{ReportQuery, StoredRecord};
 
@@ -36,64 +35,19 @@ pub(super) struct PageQuery {
 
 /// The cursor of the page after the report with this `seq`.
 fn encode_cursor(seq: i64) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{seq}"))
+    paging::encode_cursor(CURSOR_PREFIX, &seq.to_string())
 }
 
-/// The `seq` a cursor of [`encode_cursor`] names; `None` for anything else.
-fn decode_cursor(cursor: &str) -> Option<i64> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cursor.trim())
-        .ok()?;
-    let text = String::from_utf8(bytes).ok()?;
-    let seq: i64 = text.strip_prefix(CURSOR_PREFIX)?.parse().ok()?;
-    (seq > 0).then_some(seq)
-}
-
-fn time(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
-    value
-        .map(|v| {
-            DateTime::parse_from_rfc3339(v.trim())
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| {
-                    ApiError::malformed(format!(
-                        "{name}: an RFC 3339 time, e.g. 2026-11-25T08:00:00Z (percent-encode '+')"
-                    ))
-                })
-        })
-        .transpose()
+/// The `seq` a cursor body of [`encode_cursor`] names; `None` for anything else.
+fn read_cursor(body: &str) -> Option<i64> {
+    body.parse().ok().filter(|seq| *seq > 0)
 }
 
 /// The page the query string asks for.
 fn page_query(q: &PageQuery) -> Result<ReportQuery, ApiError> {
-    let limit = match q.limit.as_deref() {
-        None => DEFAULT_REPORTS_PAGE,
-        Some(v) => v
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=MAX_REPORTS_PAGE).contains(n))
-            .ok_or_else(|| {
-                ApiError::malformed(format!(
-                    "limit: a whole number from 1 to {MAX_REPORTS_PAGE}"
-                ))
-            })?,
-    };
-    let before_seq = q
-        .cursor
-        .as_deref()
-        .map(|c| {
-            decode_cursor(c).ok_or_else(|| {
-                ApiError::malformed("cursor: not one this server gave (pass next_cursor as is)")
-            })
-        })
-        .transpose()?;
-    let since = time("since", q.since.as_deref())?;
-    let until = time("until", q.until.as_deref())?;
-    if let (Some(s), Some(u)) = (since, until) {
-        if u < s {
-            return Err(ApiError::malformed("until: must not be before since"));
-        }
-    }
+    let limit = paging::limit(q.limit.as_deref(), DEFAULT_REPORTS_PAGE, MAX_REPORTS_PAGE)?;
+    let before_seq = paging::cursor(q.cursor.as_deref(), CURSOR_PREFIX, read_cursor)?;
+    let (since, until) = paging::window(q.since.as_deref(), q.until.as_deref())?;
     Ok(ReportQuery {
         limit,
         before_seq,
@@ -170,13 +124,19 @@ fn views(
 mod tests {
     use super::*;
 
+    fn decode(cursor: &str) -> Option<i64> {
+        paging::cursor(Some(cursor), CURSOR_PREFIX, read_cursor)
+            .ok()
+            .flatten()
+    }
+
     #[test]
     fn cursors_round_trip_and_anything_else_is_refused() {
         for seq in [1, 42, i64::MAX] {
-            assert_eq!(decode_cursor(&encode_cursor(seq)), Some(seq));
+            assert_eq!(decode(&encode_cursor(seq)), Some(seq));
         }
         for bad in ["", "42", "r1:42", "!!", &encode_cursor(0)] {
-            assert_eq!(decode_cursor(bad), None, "{bad}");
+            assert_eq!(decode(bad), None, "{bad}");
         }
         let q = |limit: &str| PageQuery {
             limit: Some(limit.into()),
