@@ -82,8 +82,8 @@ pub struct ServerConfig {
     /// How long one "minute" of a lone-worker check-in lasts. A real minute by default; only
     /// tests and demos shorten it.
     pub check_in_minute: Duration,
-    /// Timeouts, the connection cap and the per-device rate limit (off unless set here; the
-    /// `crewsafe-server` command turns it on).
+    /// Timeouts, the connection cap, the limit on batches processed at once and the
+    /// per-device rate limit (off unless set here; the `crewsafe-server` command turns it on).
     pub limits: Limits,
     /// Where report attachments are kept (content-addressed files). Default: beside an SQLite
     /// database (`<database>.media`); on PostgreSQL it must be set (several instances share
@@ -92,7 +92,8 @@ pub struct ServerConfig {
 }
 
 /// What the server allows one client: how slowly it may send, how many connections may be
-/// open, how often a device may ask. [`Limits::default`] holds the production defaults.
+/// open, how often a device may ask; and how many batches it processes at once.
+/// [`Limits::default`] holds the production defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// The request line and headers must arrive within this time (default 30 s).
@@ -111,6 +112,17 @@ pub struct Limits {
     pub device_burst: u32,
     /// How long `/readyz` waits for the database (default 2 s).
     pub ready_timeout: Duration,
+    /// Batches decoded and stored at once, server-wide (default twice the available cores; at
+    /// least 1). Each takes about 8 MB per 1000 records of 1 KiB while it is processed; further
+    /// batches wait for their turn in arrival order (they are not refused), holding only their
+    /// body, which is read before the wait so that a slow client never holds a turn.
+    pub max_concurrent_batches: usize,
+}
+
+/// Default of [`Limits::max_concurrent_batches`]: twice the available cores (decoding and
+/// validation are CPU work; the second batch per core covers the database's round trips).
+fn default_max_concurrent_batches() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().saturating_mul(2))
 }
 
 impl Default for Limits {
@@ -123,6 +135,7 @@ impl Default for Limits {
             device_rate_per_sec: 10,
             device_burst: 100,
             ready_timeout: Duration::from_secs(2),
+            max_concurrent_batches: default_max_concurrent_batches(),
         }
     }
 }
@@ -179,6 +192,13 @@ impl ServerConfig {
     /// Makes a check-in minute last `minute` (tests and demos).
     pub fn with_check_in_minute(mut self, minute: Duration) -> Self {
         self.check_in_minute = minute;
+        self
+    }
+
+    /// Decodes and stores at most `n` batches at once (at least 1; see
+    /// [`Limits::max_concurrent_batches`]).
+    pub fn with_max_concurrent_batches(mut self, n: usize) -> Self {
+        self.limits.max_concurrent_batches = n.max(1);
         self
     }
 

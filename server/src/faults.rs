@@ -1,6 +1,6 @@
 //! Test fault injection: a queue of one-shot faults consumed by the next authenticated batch
-//! requests, persistent poison ids (answered `rejected`, or breaking their whole batch), and a
-//! counter of batch requests.
+//! requests, persistent poison ids (answered `rejected`, or breaking their whole batch), a
+//! hold on batch processing, and a counter of batch requests.
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +16,8 @@ pub struct Faults {
     reject_ids: Mutex<BTreeSet<String>>,
     malformed_ids: Mutex<BTreeSet<String>>,
     batch_requests: AtomicU64,
+    /// True while [`Faults::hold_batches`] holds batches.
+    held: tokio::sync::watch::Sender<bool>,
 }
 
 impl Faults {
@@ -46,11 +48,27 @@ impl Faults {
         self.push(TestFault::RejectId { id: id.into() });
     }
 
-    /// Empties the queue and forgets every poisoned id (the request counter is kept).
+    /// Empties the queue, forgets every poisoned id and releases held batches (the request
+    /// counter is kept).
     pub fn clear(&self) {
         lock(&self.queue).clear();
         lock(&self.reject_ids).clear();
         lock(&self.malformed_ids).clear();
+        self.release_batches();
+    }
+
+    /// Holds batch processing: from now on, a batch that got its turn (see
+    /// [`crate::Limits::max_concurrent_batches`]) keeps it and waits, before it is decoded and
+    /// stored, until [`Faults::release_batches`] (or [`Faults::clear`]). For tests of the
+    /// limit: the held batches show in `crewsafe_batches_in_progress`, those behind them in
+    /// `crewsafe_batches_waiting`. Their bodies were read already: no timeout ends the wait.
+    pub fn hold_batches(&self) {
+        self.held.send_replace(true);
+    }
+
+    /// Lets held batches go on (and later ones through).
+    pub fn release_batches(&self) {
+        self.held.send_replace(false);
     }
 
     /// One-shot faults not yet consumed, in order.
@@ -88,6 +106,13 @@ impl Faults {
             let quoted = format!("\"{id}\"");
             body.windows(quoted.len()).any(|w| w == quoted.as_bytes())
         })
+    }
+
+    /// Completes once batches are not held.
+    pub(crate) async fn batches_released(&self) {
+        let mut held = self.held.subscribe();
+        // The guard `wait_for` returns is not held: it must not live across an await.
+        let _ = held.wait_for(|h| !*h).await.map(|_| ());
     }
 
     pub(crate) fn reject_set(&self) -> HashSet<String> {

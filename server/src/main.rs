@@ -3,6 +3,7 @@
 //! ```text
 //! crewsafe-server --db server.db --listen 127.0.0.1:8080 [--tls-cert c.pem --tls-key k.pem] [--test-faults]
 //!                 [--escalate-after-secs 120] [--check-in-minute-ms 60000]
+//!                 [--max-concurrent-batches N] (and the other limits: `--help`)
 //! crewsafe-server serve --db server.db --listen 127.0.0.1:8080 ...      (same)
 //! crewsafe-server enroll-device --db server.db --device-id X             (prints the token)
 //! crewsafe-server enroll-dispatcher --db server.db --name N              (prints the token)
@@ -138,7 +139,7 @@ struct ServeArgs {
     limits: LimitArgs,
 }
 
-/// Timeouts, the connection cap and the rate limit ([`Limits`]).
+/// Timeouts, the connection cap, the batch limit and the rate limit ([`Limits`]).
 #[derive(Debug, Args)]
 struct LimitArgs {
     /// Seconds a client may take to send the request line and headers.
@@ -163,6 +164,10 @@ struct LimitArgs {
     /// Milliseconds /readyz (and /metrics' alarm gauges) wait for the database.
     #[arg(long, env = "CREWSAFE_READY_TIMEOUT_MS", default_value_t = Limits::default().ready_timeout.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..))]
     ready_timeout_ms: u64,
+    /// Batches decoded and stored at once (default: twice the cores); further ones wait for
+    /// their turn, holding only their body. Each takes about 8 MB per 1000 records of 1 KiB.
+    #[arg(long, env = "CREWSAFE_MAX_CONCURRENT_BATCHES", default_value_t = Limits::default().max_concurrent_batches as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    max_concurrent_batches: u64,
 }
 
 impl LimitArgs {
@@ -175,6 +180,8 @@ impl LimitArgs {
             device_rate_per_sec: self.device_rate,
             device_burst: self.device_burst,
             ready_timeout: Duration::from_millis(self.ready_timeout_ms),
+            max_concurrent_batches: usize::try_from(self.max_concurrent_batches)
+                .unwrap_or(usize::MAX),
         }
     }
 }

@@ -533,6 +533,135 @@ fn connections_above_the_cap_wait_until_one_closes() {
     drop(b);
 }
 
+/// Posts `records` as [`DEVICE`] on a thread; the thread returns the answer's status and body.
+fn post_in_background(l: &Loop, records: Vec<Value>) -> std::thread::JoinHandle<(u16, Value)> {
+    let (client, url, token) = (
+        l.client.clone(),
+        l.url("/v1/records:batch"),
+        l.token.clone(),
+    );
+    std::thread::spawn(move || {
+        let resp = client
+            .post(url)
+            .bearer_auth(token)
+            .body(json!({"protocol": 1, "records": records}).to_string())
+            .send()
+            .expect("send");
+        let status = resp.status().as_u16();
+        let body = resp.bytes().expect("answer");
+        (status, serde_json::from_slice(&body).expect("JSON answer"))
+    })
+}
+
+/// The batch gauges (in progress, waiting) and the wait counter of one `/metrics` scrape.
+fn batch_gauges(l: &Loop) -> (f64, f64, f64) {
+    let text = l
+        .client
+        .get(l.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    check_exposition(&text);
+    (
+        metric(&text, "crewsafe_batches_in_progress"),
+        metric(&text, "crewsafe_batches_waiting"),
+        metric(&text, "crewsafe_batch_wait_seconds_total"),
+    )
+}
+
+fn expect_all_accepted((status, answer): (u16, Value)) {
+    assert_eq!(status, 200, "{answer}");
+    for r in answer["results"].as_array().unwrap() {
+        assert_eq!(r["status"], "accepted", "{r}");
+    }
+}
+
+#[test]
+fn batches_over_the_concurrency_limit_wait_for_their_turn_and_are_all_stored() {
+    let l = Loop::start(|c| c.with_test_faults().with_max_concurrent_batches(1));
+    let faults = l.server().faults();
+    // A batch that gets its turn keeps it and waits before decoding until released.
+    faults.hold_batches();
+    let first = post_in_background(&l, vec![report(), sos()]);
+    wait_for(Duration::from_secs(10), || {
+        (batch_gauges(&l) == (1.0, 0.0, 0.0)).then_some(())
+    });
+    let later: Vec<_> = (0..2)
+        .map(|_| post_in_background(&l, vec![report()]))
+        .collect();
+    // Both later batches were read in full and queue behind the first: with the limit off
+    // they would be in progress too, and `waiting` would never reach 2.
+    let (in_progress, waiting, _) = wait_for(Duration::from_secs(10), || {
+        let g = batch_gauges(&l);
+        (g.1 == 2.0).then_some(g)
+    });
+    assert_eq!((in_progress, waiting), (1.0, 2.0));
+    assert!(l.store().records().unwrap().is_empty());
+    assert_eq!(l.server().batch_requests(), 3);
+
+    faults.release_batches();
+    expect_all_accepted(first.join().unwrap());
+    for t in later {
+        expect_all_accepted(t.join().unwrap());
+    }
+    let (in_progress, waiting, waited) = batch_gauges(&l);
+    assert_eq!((in_progress, waiting), (0.0, 0.0));
+    assert!(waited > 0.0, "{waited}");
+    assert_eq!(l.store().records().unwrap().len(), 4);
+}
+
+#[test]
+fn the_concurrency_limit_lets_as_many_batches_through_as_configured() {
+    let l = Loop::start(|c| c.with_test_faults().with_max_concurrent_batches(2));
+    let faults = l.server().faults();
+    faults.hold_batches();
+    let posts: Vec<_> = (0..3)
+        .map(|_| post_in_background(&l, vec![report()]))
+        .collect();
+    wait_for(Duration::from_secs(10), || {
+        (batch_gauges(&l).0 == 2.0).then_some(())
+    });
+    wait_for(Duration::from_secs(10), || {
+        (batch_gauges(&l).1 == 1.0).then_some(())
+    });
+    assert_eq!(batch_gauges(&l).0, 2.0);
+    faults.release_batches();
+    for t in posts {
+        expect_all_accepted(t.join().unwrap());
+    }
+    assert_eq!(l.store().records().unwrap().len(), 3);
+}
+
+#[test]
+fn a_client_trickling_its_body_holds_no_batch_turn() {
+    // Long body timeouts: if the slow body held the only turn, the next batch would wait for
+    // them, well past the client's 20 s timeout.
+    let l = Loop::start(|c| {
+        let mut c = c.with_max_concurrent_batches(1);
+        c.limits.body_timeout = Duration::from_secs(120);
+        c.limits.body_idle_timeout = Duration::from_secs(120);
+        c
+    });
+    let head = format!(
+        "POST /v1/records:batch HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\n\
+         content-type: application/json\r\ncontent-length: 1000\r\n\r\n{{\"protocol\":1,",
+        l.token
+    );
+    let mut slow = TcpStream::connect(addr(&l)).unwrap();
+    slow.write_all(head.as_bytes()).unwrap();
+    // The slow request reached the handler (it counts before authenticating).
+    wait_for(Duration::from_secs(10), || {
+        (l.server().batch_requests() == 1).then_some(())
+    });
+    let started = Instant::now();
+    l.send(&[report()]);
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(batch_gauges(&l), (0.0, 0.0, 0.0));
+    assert_eq!(l.store().records().unwrap().len(), 1);
+    drop(slow);
+}
+
 #[test]
 fn a_device_over_its_rate_gets_429_with_retry_after() {
     let l = Loop::start(with_limits(|l| {
@@ -741,6 +870,7 @@ fn every_flag_has_its_environment_variable() {
         "CREWSAFE_DEVICE_RATE",
         "CREWSAFE_DEVICE_BURST",
         "CREWSAFE_READY_TIMEOUT_MS",
+        "CREWSAFE_MAX_CONCURRENT_BATCHES",
     ] {
         assert!(
             help.contains(&format!("[env: {var}")),

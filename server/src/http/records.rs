@@ -77,14 +77,28 @@ pub(super) async fn batch(
     } else {
         HashSet::new()
     };
+    // The turn is taken once the body is in: a client that trickles its body holds only its
+    // connection (the body timeouts end it), and a waiting batch holds only its body, not the
+    // several times larger decoded records. Waiting fails nothing; a client that goes away
+    // meanwhile gives up its place.
+    let turn = state
+        .ops
+        .batch_turn()
+        .await
+        .ok_or_else(ApiError::internal)?;
     // From here on the batch is processed to the end even if the client goes away.
     let task_state = state.clone();
     let ctx = RequestContext::current();
     let work = tokio::spawn(ctx.scope_owned(async move {
+        let _turn = turn;
+        if task_state.test_faults {
+            task_state.faults.batches_released().await;
+        }
         if let Some(d) = delay {
             tokio::time::sleep(d).await;
         }
         let req = decode_batch_request(&bytes).map_err(ApiError::decode)?;
+        drop(bytes);
         if req.records.len() > MAX_BATCH_RECORDS {
             return Err(ApiError::too_large(format!(
                 "a batch may hold at most {MAX_BATCH_RECORDS} records"

@@ -33,6 +33,13 @@ pub(crate) struct Metrics {
     pub(crate) event_streams: AtomicUsize,
     /// Connections open right now.
     pub(crate) connections: AtomicUsize,
+    /// Batches being decoded and stored right now (holding a turn of
+    /// `Limits::max_concurrent_batches`).
+    pub(crate) batches_in_progress: AtomicUsize,
+    /// Batches whose body was read, waiting for a turn right now.
+    pub(crate) batches_waiting: AtomicUsize,
+    /// Time batches spent waiting for a turn, in total.
+    batch_wait_micros: AtomicU64,
 }
 
 /// The alarm gauges, read from the database at each scrape.
@@ -125,6 +132,14 @@ impl Metrics {
         self.db_errors.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Adds the time one batch waited for its turn.
+    pub(crate) fn batch_waited(&self, d: Duration) {
+        self.batch_wait_micros.fetch_add(
+            u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
     /// Counts one request refused by the rate limit.
     pub(crate) fn rate_limited(&self) {
         self.rate_limited.fetch_add(1, Ordering::Relaxed);
@@ -199,6 +214,26 @@ impl Metrics {
             "Requests answered 429 by the per-device rate limit.",
             self.rate_limited.load(Ordering::Relaxed),
         );
+        gauge(
+            o,
+            "crewsafe_batches_in_progress",
+            "Batches being decoded and stored now (at most --max-concurrent-batches).",
+            self.batches_in_progress.load(Ordering::Relaxed) as f64,
+        );
+        gauge(
+            o,
+            "crewsafe_batches_waiting",
+            "Batches received in full and waiting for a turn to be decoded and stored now.",
+            self.batches_waiting.load(Ordering::Relaxed) as f64,
+        );
+        family(
+            o,
+            "crewsafe_batch_wait_seconds_total",
+            "counter",
+            "Time batches spent waiting for a turn to be decoded and stored, in total.",
+        );
+        let waited = self.batch_wait_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(o, "crewsafe_batch_wait_seconds_total {waited}");
         gauge(
             o,
             "crewsafe_open_connections",

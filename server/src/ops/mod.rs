@@ -1,11 +1,15 @@
 //! Operability: the counters behind `/metrics` (`metrics.rs`), the per-device rate limit
-//! (`rate.rs`), and what the access log learns about a request while it runs (its id, the
-//! device that authenticated) through a task-local [`RequestContext`].
+//! (`rate.rs`), the server-wide limit on batches processed at once ([`Ops::batch_turn`]), and
+//! what the access log learns about a request while it runs (its id, the device that
+//! authenticated) through a task-local [`RequestContext`].
 
 pub(crate) mod metrics;
 pub(crate) mod rate;
 
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::Limits;
 pub(crate) use metrics::{AlarmGauges, Metrics, Outcomes};
@@ -17,16 +21,51 @@ pub(crate) struct Ops {
     pub(crate) metrics: Metrics,
     pub(crate) rate: RateLimiter,
     pub(crate) limits: Limits,
+    /// Turns of `limits.max_concurrent_batches`: one per batch being decoded and stored.
+    batches: Arc<Semaphore>,
 }
 
 impl Ops {
     pub(crate) fn new(limits: Limits) -> Self {
+        let turns = limits
+            .max_concurrent_batches
+            .clamp(1, Semaphore::MAX_PERMITS);
         Self {
             metrics: Metrics::default(),
             rate: RateLimiter::new(limits.device_rate_per_sec, limits.device_burst),
+            batches: Arc::new(Semaphore::new(turns)),
             limits,
         }
     }
+
+    /// Waits for a turn to decode and store a batch (in arrival order: the semaphore is
+    /// fair), counted in `crewsafe_batches_waiting` meanwhile and in
+    /// `crewsafe_batches_in_progress` while the turn is held. Dropping the future while it
+    /// waits (the client went away) gives up its place. `None` only if the semaphore was
+    /// closed, which never happens.
+    pub(crate) async fn batch_turn(self: &Arc<Self>) -> Option<BatchTurn> {
+        let permit = match self.batches.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                let started = Instant::now();
+                let _waiting = Gauged::new(self.clone(), |m| &m.batches_waiting);
+                let p = self.batches.clone().acquire_owned().await.ok()?;
+                self.metrics.batch_waited(started.elapsed());
+                p
+            }
+        };
+        Some(BatchTurn {
+            _running: Gauged::new(self.clone(), |m| &m.batches_in_progress),
+            _permit: permit,
+        })
+    }
+}
+
+/// A batch's turn to be decoded and stored; the next waiting batch gets it when this drops.
+#[derive(Debug)]
+pub(crate) struct BatchTurn {
+    _running: Gauged,
+    _permit: OwnedSemaphorePermit,
 }
 
 /// What handlers tell the access log about the request they serve.
