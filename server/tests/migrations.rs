@@ -39,6 +39,10 @@ const SHIPPED: &[(&str, &str)] = &[
         "368a5e50c22f5dbf0f77171e4e4b3559bd5c2b0d5d3db11f6961ca93603684c2",
     ),
     (
+        "migrations/006_escalation_by_time.sql",
+        "b92483210c0ccef1940c639fd51aa52a523adcf05365dc2c68dded3be1275b0d",
+    ),
+    (
         "snapshots/v1.sql",
         "d830209f4e61d58f0c13650d88c4292ea1f6ee9dd4dfe25429873f51f2bf25b7",
     ),
@@ -57,6 +61,10 @@ const SHIPPED: &[(&str, &str)] = &[
     (
         "snapshots/v5.sql",
         "070a1c408fb11caf4bebe6779ef42f99ca464463df53cac79d5862fa45baf0fe",
+    ),
+    (
+        "snapshots/v6.sql",
+        "23a3ca7645ab946c23ad22fcb5dccd682225c922210ebb4754103baafb8ece84",
     ),
 ];
 
@@ -261,8 +269,9 @@ impl Source {
                  FROM src.sos_status"
             }
             // Version 4 added the message and escalation, the check-ins and the event log;
-            // version 5 only the receive time in microseconds, which SQLite computes.
-            4 => {
+            // version 5 only the receive time in microseconds, which SQLite computes, and
+            // version 6 only an index.
+            4 | 5 => {
                 "INSERT INTO sos_status
                  SELECT seq, status, delivered_at, acknowledged_at, acknowledged_by,
                         resolved_at, resolved_by, updated_at, message, escalated_at

@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../sql/migrations/003_sos_status_by_seq.sql"),
     include_str!("../../../sql/migrations/004_sos_loop.sql"),
     include_str!("../../../sql/migrations/005_dispatch_pages.sql"),
+    include_str!("../../../sql/migrations/006_escalation_by_time.sql"),
 ];
 
 /// The schema version this build writes.
