@@ -401,26 +401,30 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Fetches what dispatch did with every open SOS alarm and applies the answers in one
-    /// transaction. Failures only cost freshness (the status watch keeps it fresh too).
+    /// Fetches what dispatch did with every open SOS alarm, a request's worth at a time, and
+    /// applies each answer in its own transaction (memory stays that of one answer, however
+    /// many alarms are open). Failures only cost freshness (the status watch keeps it fresh
+    /// too).
     pub(super) fn refresh_dispatch_status(&mut self) {
         let Ok(open) = self.shared.db(|db| db.open_alarms(true)) else {
             return;
         };
-        let mut answers = Vec::new();
         for chunk in open.chunks(proto::MAX_STATUS_IDS) {
             let ids = chunk.iter().map(|k| k.id.clone()).collect();
-            match self.setup.transport.sos_status(&self.token, ids) {
-                Ok(a) => answers.extend(a.statuses),
+            let answers = match self.setup.transport.sos_status(&self.token, ids) {
+                Ok(a) => a.statuses,
                 Err(e) => {
                     log::info!("SOS status not refreshed: {e}");
-                    break;
+                    return;
+                }
+            };
+            match self.shared.db(|db| db.apply_dispatch(&answers)) {
+                Ok(changes) => self.changed(changes),
+                Err(e) => {
+                    log::info!("SOS status not stored: {e}");
+                    return;
                 }
             }
-        }
-        match self.shared.db(|db| db.apply_dispatch(&answers)) {
-            Ok(changes) => self.changed(changes),
-            Err(e) => log::info!("SOS status not stored: {e}"),
         }
     }
 
