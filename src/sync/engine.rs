@@ -103,6 +103,13 @@ impl Run<'_> {
     /// Takes the token, drains the lanes, refreshes dispatch statuses and purges.
     pub(super) fn run(&mut self) -> Result<(), SyncError> {
         self.token = checked_token(self.setup.tokens.token()?)?;
+        // Alarms earlier syncs delivered: dispatch may have acted on them. Those this sync
+        // delivers are news to dispatch (the status watch follows them from now on).
+        let open_before: Vec<String> = self
+            .shared
+            .db(|db| db.open_alarms(true))
+            .map(|open| open.into_iter().map(|k| k.id).collect())
+            .unwrap_or_default();
         if self.drain()? {
             self.upload_attachments()?;
         }
@@ -110,7 +117,7 @@ impl Run<'_> {
             // An SOS may have become open: the status watch looks again.
             self.shared.watch.kick();
         }
-        self.refresh_dispatch_status();
+        self.refresh_dispatch_status(&open_before);
         let cutoff = now_ms() - i64::from(self.setup.config.retention_days) * 86_400_000;
         self.shared.db(|db| db.purge_delivered(cutoff))?;
         Ok(())
@@ -401,17 +408,13 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Fetches what dispatch did with every open SOS alarm, a request's worth at a time, and
-    /// applies each answer in its own transaction (memory stays that of one answer, however
-    /// many alarms are open). Failures only cost freshness (the status watch keeps it fresh
-    /// too).
-    pub(super) fn refresh_dispatch_status(&mut self) {
-        let Ok(open) = self.shared.db(|db| db.open_alarms(true)) else {
-            return;
-        };
+    /// Fetches what dispatch did with the alarms `open` (ids), a request's worth at a time,
+    /// and applies each answer in its own transaction (memory stays that of one answer,
+    /// however many alarms are open). Failures only cost freshness (the status watch keeps it
+    /// fresh too).
+    pub(super) fn refresh_dispatch_status(&mut self, open: &[String]) {
         for chunk in open.chunks(proto::MAX_STATUS_IDS) {
-            let ids = chunk.iter().map(|k| k.id.clone()).collect();
-            let answers = match self.setup.transport.sos_status(&self.token, ids) {
+            let answers = match self.setup.transport.sos_status(&self.token, chunk.to_vec()) {
                 Ok(a) => a.statuses,
                 Err(e) => {
                     log::info!("SOS status not refreshed: {e}");
