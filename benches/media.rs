@@ -19,6 +19,8 @@
 //! `CREWSAFE_BENCH_QUICK=1` runs a short smoke version (20 MB, 50 MB and 20 MB files);
 //! `CREWSAFE_BENCH_ONLY=capture` (or `memory`, `sos`) runs one part.
 
+mod common;
+
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -27,6 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{fsync_ms, median, peak_rss_kib};
 use crewsafe::internals::{complete_fields, fix, Rng};
 use crewsafe::*;
 use crewsafe_server::ServerConfig;
@@ -57,36 +60,6 @@ fn crew() -> CrewIdentity {
 fn disk_dir() -> tempfile::TempDir {
     std::fs::create_dir_all("target/bench-tmp").unwrap();
     tempfile::tempdir_in("target/bench-tmp").unwrap()
-}
-
-/// Median time of writing `kib` KiB to a file in `dir` and fsyncing it, over 15 tries.
-fn fsync_ms(dir: &Path, kib: usize) -> f64 {
-    let mut file = tempfile::tempfile_in(dir).unwrap();
-    let chunk = vec![0x5a_u8; kib * 1024];
-    let times: Vec<f64> = (0..15)
-        .map(|_| {
-            file.write_all(&chunk).unwrap();
-            let t = Instant::now();
-            file.sync_all().unwrap();
-            t.elapsed().as_secs_f64() * 1000.0
-        })
-        .collect();
-    median(times)
-}
-
-/// The middle value (the upper one of an even count).
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-fn peak_rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 fn hex(bytes: &[u8]) -> String {

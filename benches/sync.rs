@@ -16,10 +16,13 @@
 //! CPU, so the ratio differs between machines and moments.
 //! `CREWSAFE_BENCH_QUICK=1` runs a short smoke version.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use common::{fsync_ms, median, peak_rss_kib};
 use crewsafe::internals::fix;
 use crewsafe::*;
 use crewsafe_server::{RunningServer, ServerConfig};
@@ -171,37 +174,6 @@ fn speed(dir: &Path, n: usize, rounds: usize) {
         "MISSES target >= 20x"
     };
     println!("sync {n} records: median speed-up of {rounds} rounds {median:.1}x   ({verdict})");
-}
-
-/// Median time of writing `kib` KiB to a file in `dir` and fsyncing it, over 15 tries.
-fn fsync_ms(dir: &Path, kib: usize) -> f64 {
-    use std::io::Write as _;
-    let mut file = tempfile::tempfile_in(dir).unwrap();
-    let chunk = vec![0x5a_u8; kib * 1024];
-    let times: Vec<f64> = (0..15)
-        .map(|_| {
-            file.write_all(&chunk).unwrap();
-            let t = Instant::now();
-            file.sync_all().unwrap();
-            t.elapsed().as_secs_f64() * 1000.0
-        })
-        .collect();
-    median(times)
-}
-
-/// The middle value (the upper one of an even count).
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-fn peak_rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 fn memory(server: &RunningServer, token: &str, dir: &Path, n: usize) {
