@@ -1,5 +1,5 @@
 //! The server's request decoder and per-record validation on arbitrary bytes:
-//! `decode_batch_request` returns a typed `DecodeError`, never panics, and for every decoded
+//! `decode_batch_request_raw` (what the server decodes a batch with) returns a typed `DecodeError`, never panics, and for every decoded
 //! record the server's `validate(&record, "device-0001")` returns `Ok` or a reason, never
 //! panics. Reasons start with the field they name; malformed-body messages carry only
 //! category and position.
@@ -9,7 +9,7 @@
 //! server's, byte for byte, without changing the server's public API.
 #![no_main]
 
-use crewsafe_protocol::{decode_batch_request, DecodeError, PROTOCOL_VERSION};
+use crewsafe_protocol::{decode_batch_request_raw, DecodeError, PROTOCOL_VERSION};
 use libfuzzer_sys::fuzz_target;
 
 #[allow(dead_code)]
@@ -20,7 +20,7 @@ const DEVICE: &str = "device-0001";
 const FIELDS: &[&str] = &["id", "lane", "parent_id", "device_time", "content"];
 
 fuzz_target!(|data: &[u8]| {
-    let req = match decode_batch_request(data) {
+    let req = match decode_batch_request_raw(data) {
         Ok(req) => req,
         Err(DecodeError::Malformed(msg)) => {
             assert!(msg.contains(" error at line "), "{msg}");

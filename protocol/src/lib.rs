@@ -91,12 +91,17 @@ pub struct WireRecord<C = serde_json::Value> {
 /// Body of `POST /v1/records:batch`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BatchRequest {
+pub struct BatchRequest<C = serde_json::Value> {
     /// Must be [`PROTOCOL_VERSION`].
     pub protocol: u32,
     /// Records in upload order.
-    pub records: Vec<WireRecord>,
+    pub records: Vec<WireRecord<C>>,
 }
+
+/// A record's content as the JSON text it was sent in, not decoded: what the server decodes
+/// a batch into ([`decode_batch_request_raw`]), so that each record's content is parsed only
+/// for what is done with it and never held as a tree.
+pub type RawContent = Box<serde_json::value::RawValue>;
 
 /// Result for one record of a batch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -563,7 +568,21 @@ impl Default for BatchBody {
 
 /// Decodes a batch request body.
 pub fn decode_batch_request(body: &[u8]) -> Result<BatchRequest, DecodeError> {
-    let req: BatchRequest = serde_json::from_slice(body).map_err(malformed)?;
+    decode_batch(body)
+}
+
+/// Decodes a batch request body, each record's content kept as its JSON text: the same
+/// checks and errors as [`decode_batch_request`], except that a number out of range or
+/// nesting deeper than the JSON decoder's limit inside a content is found only when that
+/// content is parsed.
+pub fn decode_batch_request_raw(body: &[u8]) -> Result<BatchRequest<RawContent>, DecodeError> {
+    decode_batch(body)
+}
+
+fn decode_batch<C: serde::de::DeserializeOwned>(
+    body: &[u8],
+) -> Result<BatchRequest<C>, DecodeError> {
+    let req: BatchRequest<C> = serde_json::from_slice(body).map_err(malformed)?;
     if req.protocol != PROTOCOL_VERSION {
         return Err(DecodeError::Version(req.protocol));
     }

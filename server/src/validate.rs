@@ -10,9 +10,9 @@
 use chrono::{DateTime, Utc};
 use crewsafe_protocol::{
     CancelReason, CheckInDoneContent, CheckInExtendContent, CheckInStartContent, Crew,
-    IncidentKind, Kind, Location, LocationProvider, ReportContent, Severity, SosCancelContent,
-    SosContent, SosLocationContent, StaffRole, Vocabulary, WireRecord, MAX_CHECK_IN_MINUTES,
-    MAX_DISPATCH_MESSAGE_CHARS,
+    IncidentKind, Kind, Location, LocationProvider, RawContent, ReportContent, Severity,
+    SosCancelContent, SosContent, SosLocationContent, StaffRole, Vocabulary, WireRecord,
+    MAX_CHECK_IN_MINUTES, MAX_DISPATCH_MESSAGE_CHARS,
 };
 use serde::de::DeserializeOwned;
 
@@ -80,12 +80,16 @@ pub fn is_uuid(id: &str) -> bool {
 /// Checks everything about `record` that does not need the database: id, lane, parent
 /// presence, content shape and ranges (times against the server's clock now), and the crew's
 /// device id.
-pub fn validate(record: &WireRecord, device_id: &str) -> Result<(), String> {
+pub fn validate(record: &WireRecord<RawContent>, device_id: &str) -> Result<(), String> {
     validate_at(record, device_id, Utc::now())
 }
 
 /// [`validate`] with the server's clock reading `now`.
-fn validate_at(record: &WireRecord, device_id: &str, now: DateTime<Utc>) -> Result<(), String> {
+fn validate_at(
+    record: &WireRecord<RawContent>,
+    device_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
     let times = Times::new(now);
     if !is_uuid(&record.id) {
         return Err("id: must be a UUID (8-4-4-4-12 hex digits)".into());
@@ -291,15 +295,27 @@ fn non_empty(value: &str, at: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Reason given for a content that is well-formed JSON text but cannot be read: it holds a
+/// number out of range or nesting deeper than the JSON decoder's limit.
+pub const MALFORMED_CONTENT: &str = "content: malformed (a number out of range or nested too deep)";
+
 /// Decodes content into its kind's type; the error names the field path and the category of
 /// the problem, never the value.
-fn decode<T: DeserializeOwned>(content: &serde_json::Value) -> Result<T, String> {
-    // Valid content (the usual case) decodes without tracking the path; only a failure is
-    // decoded again to name where it failed.
-    if let Ok(value) = T::deserialize(content) {
+pub fn decode<T: DeserializeOwned>(content: &RawContent) -> Result<T, String> {
+    // Valid content (the usual case) decodes straight from its text, without tracking the
+    // path.
+    if let Ok(value) = serde_json::from_str::<T>(content.get()) {
         return Ok(value);
     }
-    serde_path_to_error::deserialize::<_, T>(content).map_err(|e| {
+    // Otherwise it is decoded as a tree first, as content always was: what a tree accepts is
+    // accepted (of a repeated key the last value counts, where a type decoded from text
+    // refuses the repetition), and a failure is decoded again to name where it failed.
+    let tree: serde_json::Value =
+        serde_json::from_str(content.get()).map_err(|_| MALFORMED_CONTENT.to_string())?;
+    if let Ok(value) = T::deserialize(&tree) {
+        return Ok(value);
+    }
+    serde_path_to_error::deserialize::<_, T>(&tree).map_err(|e| {
         let inner = e.inner().to_string();
         let unknown_field = inner.starts_with("unknown field");
         let mut segments: Vec<String> = e
@@ -364,6 +380,56 @@ mod tests {
     use super::*;
     use crewsafe_protocol::Lane;
     use serde_json::json;
+
+    /// `record` with its content as text, as the server decodes it.
+    fn raw(record: &WireRecord) -> WireRecord<RawContent> {
+        serde_json::from_str(&serde_json::to_string(record).unwrap()).unwrap()
+    }
+
+    fn validate(record: &WireRecord, device_id: &str) -> Result<(), String> {
+        super::validate(&raw(record), device_id)
+    }
+
+    fn validate_at(record: &WireRecord, device_id: &str, now: DateTime<Utc>) -> Result<(), String> {
+        super::validate_at(&raw(record), device_id, now)
+    }
+
+    #[test]
+    fn content_is_read_as_a_tree_reads_it() {
+        let rec = sos(json!(null));
+        let with = |content: &str| {
+            let text = serde_json::to_string(&rec).unwrap();
+            let text = text.replace(r#""content":null"#, &format!(r#""content":{content}"#));
+            let raw: WireRecord<RawContent> = serde_json::from_str(&text).unwrap();
+            super::validate(&raw, "d")
+        };
+        let t = "2026-01-01T00:00:00Z";
+        let crew = r#"{"device_id":"d","crew_id":"c"}"#;
+        assert_eq!(
+            with(&format!(r#"{{"crew":{crew},"raised_at":"{t}"}}"#)),
+            Ok(())
+        );
+        // A repeated key counts once, with its last value, as it always did.
+        assert_eq!(
+            with(&format!(
+                r#"{{"crew":{crew},"raised_at":"1990-01-01T00:00:00Z","raised_at":"{t}"}}"#
+            )),
+            Ok(())
+        );
+        assert_eq!(
+            with(&format!(
+                r#"{{"crew":{crew},"raised_at":"{t}","raised_at":"1990-01-01T00:00:00Z"}}"#
+            ))
+            .unwrap_err(),
+            "content.raised_at: must not be before 2000-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            with(&format!(r#"{{"crew":{crew},"raised_at":"{t}","n":1e400}}"#)).unwrap_err(),
+            MALFORMED_CONTENT
+        );
+        let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        assert_eq!(with(&deep).unwrap_err(), MALFORMED_CONTENT);
+    }
 
     fn sos(content: serde_json::Value) -> WireRecord {
         WireRecord {

@@ -11,7 +11,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use crewsafe_protocol::{
-    decode_batch_request, BatchResponse, DecodeError, ErrorCode, SosStatusRequest,
+    decode_batch_request_raw, BatchResponse, DecodeError, ErrorCode, SosStatusRequest,
     SosStatusResponse, TestFault, MAX_BATCH_RECORDS, MAX_BODY_BYTES, PROTOCOL_VERSION,
 };
 
@@ -97,7 +97,7 @@ pub(super) async fn batch(
         if let Some(d) = delay {
             tokio::time::sleep(d).await;
         }
-        let req = decode_batch_request(&bytes).map_err(ApiError::decode)?;
+        let req = decode_batch_request_raw(&bytes).map_err(ApiError::decode)?;
         drop(bytes);
         if req.records.len() > MAX_BATCH_RECORDS {
             return Err(ApiError::too_large(format!(

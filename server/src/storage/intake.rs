@@ -16,13 +16,16 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use crewsafe_protocol::{ItemResult, ItemStatus, Kind, WireRecord};
+use crewsafe_protocol::{ItemResult, ItemStatus, Kind, RawContent, WireRecord};
 
 use super::column::sha256;
-use crate::canonical::canonical_record;
+use crate::canonical::{canonical_record, Unreadable};
 use crate::error::{Result, ServerError};
 use crate::hub::AlarmEvent;
-use crate::validate::validate;
+use crate::validate::{decode, validate, MALFORMED_CONTENT};
+
+/// A record as a batch brings it: its content still the JSON text it was sent in.
+pub(crate) type Incoming = WireRecord<RawContent>;
 
 /// What a committed batch did.
 #[derive(Debug, Default)]
@@ -43,7 +46,7 @@ pub const POISON_REASON: &str = "poison record (test fault)";
 /// the SHA-256 of that JSON.
 pub(crate) struct Prepared<'a> {
     /// The record with canonical (lower-case) ids.
-    pub(crate) rec: Cow<'a, WireRecord>,
+    pub(crate) rec: Cow<'a, Incoming>,
     /// Its canonical JSON, as stored.
     pub(crate) canonical: String,
     /// SHA-256 of `canonical`.
@@ -51,24 +54,37 @@ pub(crate) struct Prepared<'a> {
 }
 
 /// The first step of every record: a poisoned id (test faults) is answered at once, anything
-/// else is prepared for storage.
+/// else is prepared for storage. A content without a canonical form is prepared with an
+/// empty form and hash, which no stored record has, and the reason it must be rejected.
 fn prepare<'a>(
-    sent: &'a WireRecord,
+    sent: &'a Incoming,
     reject_ids: &HashSet<String>,
-) -> std::result::Result<Prepared<'a>, ItemResult> {
+) -> std::result::Result<(Prepared<'a>, Option<String>), ItemResult> {
     // Ids are stored and compared in their canonical (lower-case) form; answers carry the
     // id as the client sent it.
     let rec = canonical_ids(sent);
     if reject_ids.contains(&rec.id) {
         return Err(refused(&sent.id, ItemStatus::Rejected, POISON_REASON));
     }
-    let canonical = canonical_record(&rec);
-    let hash = sha256(canonical.as_bytes());
-    Ok(Prepared {
-        rec,
-        canonical,
-        hash,
-    })
+    let (canonical, hash, unreadable) = match canonical_record(&rec) {
+        Ok(canonical) => {
+            let hash = sha256(canonical.as_bytes());
+            (canonical, hash, None)
+        }
+        Err(Unreadable) => (
+            String::new(),
+            Vec::new(),
+            Some(MALFORMED_CONTENT.to_string()),
+        ),
+    };
+    Ok((
+        Prepared {
+            rec,
+            canonical,
+            hash,
+        },
+        unreadable,
+    ))
 }
 
 /// A record of a batch after the steps that need no database, which run for the whole batch
@@ -80,7 +96,7 @@ pub(crate) enum Checked<'a> {
     /// To be looked up and stored.
     Ready {
         /// The record as sent (answers carry its id as sent).
-        sent: &'a WireRecord,
+        sent: &'a Incoming,
         /// Its canonical form and hash.
         prepared: Prepared<'a>,
         /// Why it must be rejected, unless its key is already stored (a record sent again is
@@ -111,7 +127,7 @@ impl Checked<'_> {
 /// Runs the steps that need no database on every record of `records` of `device_id`, in
 /// order: the poison test fault, the canonical form and hash, validation.
 pub(crate) fn check<'a>(
-    records: &'a [WireRecord],
+    records: &'a [Incoming],
     reject_ids: &HashSet<String>,
     device_id: &str,
 ) -> Vec<Checked<'a>> {
@@ -119,8 +135,8 @@ pub(crate) fn check<'a>(
         .iter()
         .map(|sent| match prepare(sent, reject_ids) {
             Err(answer) => Checked::Answered(answer),
-            Ok(prepared) => {
-                let invalid = validate(&prepared.rec, device_id).err();
+            Ok((prepared, unreadable)) => {
+                let invalid = unreadable.or_else(|| validate(&prepared.rec, device_id).err());
                 Checked::Ready {
                     sent,
                     prepared,
@@ -168,14 +184,14 @@ pub(crate) fn touches_alarms(kind: Kind) -> bool {
     kind != Kind::IncidentReport
 }
 
-/// The content of a validated record, as its kind's type.
-pub(crate) fn content<'a, C: serde::Deserialize<'a>>(rec: &'a WireRecord) -> Result<C> {
-    C::deserialize(&rec.content).map_err(|_| ServerError::Corrupt("validated content".into()))
+/// The content of a validated record, as its kind's type (read as validation read it).
+pub(crate) fn content<C: serde::de::DeserializeOwned>(rec: &Incoming) -> Result<C> {
+    decode(&rec.content).map_err(|_| ServerError::Corrupt("validated content".into()))
 }
 
 /// `record` with its id and parent id in lower case (a UUID's canonical form), copied only
 /// when they are not already.
-fn canonical_ids(record: &WireRecord) -> Cow<'_, WireRecord> {
+fn canonical_ids(record: &Incoming) -> Cow<'_, Incoming> {
     let upper = |id: &str| id.bytes().any(|b| b.is_ascii_uppercase());
     if !upper(&record.id) && !record.parent_id.as_deref().is_some_and(upper) {
         return Cow::Borrowed(record);

@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use crewsafe_protocol::{DispatchSos, ItemResult, SosStatus, WireRecord};
+use crewsafe_protocol::{DispatchSos, ItemResult, SosStatus};
 use tokio::sync::Notify;
 
 pub use auth::Enrollment;
@@ -45,6 +45,7 @@ pub use check_ins::CHECK_IN_RESOLVER;
 pub(crate) use column::now;
 pub(crate) use dispatch::{Advance, Lookup, Move};
 pub(crate) use events::AlarmChange;
+pub(crate) use intake::Incoming;
 pub use intake::POISON_REASON;
 pub(crate) use pages::{AlarmCounts, AlarmPage, AlarmQuery, Position};
 pub use read::ServerStore;
@@ -173,7 +174,7 @@ impl Storage {
     pub(crate) async fn process_batch(
         &self,
         device_id: String,
-        records: Vec<WireRecord>,
+        records: Vec<Incoming>,
         reject_ids: HashSet<String>,
     ) -> Result<Vec<ItemResult>> {
         let minute = self.timings.check_in_minute;

@@ -136,6 +136,10 @@ impl Loop {
         self.site().post_raw_records(records)
     }
 
+    pub fn post_batch_text(&self, body: String) -> Vec<ItemResult> {
+        self.site().post_batch_text(body)
+    }
+
     pub fn post_duplicate(&self, record: &Value) -> ItemStatus {
         self.site().post_duplicate(record)
     }
@@ -206,11 +210,16 @@ impl<'a> Site<'a> {
 
     /// Posts records as [`DEVICE`] and returns the results, whatever they are.
     pub fn post_raw_records(&self, records: &[Value]) -> Vec<ItemResult> {
+        self.post_batch_text(json!({"protocol": 1, "records": records}).to_string())
+    }
+
+    /// Posts a batch body written as text as [`DEVICE`] and returns the results.
+    pub fn post_batch_text(&self, body: String) -> Vec<ItemResult> {
         let resp = self
             .client
             .post(self.url("/v1/records:batch"))
             .bearer_auth(self.token)
-            .body(json!({"protocol": 1, "records": records}).to_string())
+            .body(body)
             .send()
             .expect("send");
         assert_eq!(resp.status(), 200);

@@ -1,9 +1,10 @@
 //! The storage contract: one suite that runs unchanged against both backends, through the
 //! HTTP API and [`crewsafe_server::ServerStore`] (`sqlite_contract.rs` runs it on SQLite,
 //! `postgres_contract.rs` on PostgreSQL). Each test names the behaviour both must share:
-//! dedupe, conflict, ordering, SOS status, dispatcher moves with messages, tokens, check-ins
-//! (on time, missed, late), escalation, the event stream and its replay, the status watch,
-//! concurrent uploads, and the dispatcher list a page at a time with its filters.
+//! dedupe, conflict, content read as sent, ordering, SOS status, dispatcher moves with
+//! messages, tokens, check-ins (on time, missed, late), escalation, the event stream and its
+//! replay, the status watch, concurrent uploads, and the dispatcher list a page at a time with
+//! its filters.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -117,6 +118,50 @@ pub fn stored_key_before_validation(b: Backend) {
     let store = l.store();
     assert_eq!(store.record_count().unwrap(), 2);
     assert_eq!(store.count_of(&id_of(&twice)).unwrap(), 1);
+}
+
+/// Content is read as its JSON text says: of a repeated key the last value counts (stored in
+/// canonical form, so the same text again is a duplicate); a content that cannot be read (a
+/// number out of range) is rejected alone and the rest of its batch stored, and sent under a
+/// stored id it is a conflict.
+pub fn content_as_sent(b: Backend) {
+    let Some(l) = site(b, |c| c) else { return };
+    let batch = |records: &[&str]| format!(r#"{{"protocol":1,"records":[{}]}}"#, records.join(","));
+    let (a, c) = (report(), report());
+    let serious = r#""severity":"serious""#;
+    let repeated = a
+        .to_string()
+        .replace(serious, &format!(r#""severity":"apocalyptic",{serious}"#));
+    let out_of_range = |r: &Value| {
+        let text = r.to_string();
+        assert!(text.contains(serious));
+        text.replace(serious, r#""severity":"serious","accuracy_m":1e400"#)
+    };
+    let unreadable = report();
+    let texts = [repeated.clone(), out_of_range(&unreadable), c.to_string()];
+    let answer = l.post_batch_text(batch(&texts.iter().map(String::as_str).collect::<Vec<_>>()));
+    expect_item(&answer[0], &id_of(&a), ItemStatus::Accepted);
+    let rejected = expect_item(&answer[1], &id_of(&unreadable), ItemStatus::Rejected);
+    assert!(
+        rejected
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("content: malformed"),
+        "{rejected:?}"
+    );
+    expect_item(&answer[2], &id_of(&c), ItemStatus::Accepted);
+    let again = l.post_batch_text(batch(&[&repeated, &a.to_string(), &out_of_range(&a)]));
+    expect_item(&again[0], &id_of(&a), ItemStatus::Duplicate);
+    expect_item(&again[1], &id_of(&a), ItemStatus::Duplicate);
+    expect_item(&again[2], &id_of(&a), ItemStatus::Conflict);
+    let store = l.store();
+    assert_eq!(store.record_count().unwrap(), 2);
+    assert_eq!(
+        store.record(DEVICE, &id_of(&a)).unwrap().unwrap().content,
+        a["content"]
+    );
+    assert!(store.record(DEVICE, &id_of(&unreadable)).unwrap().is_none());
 }
 
 /// Records are kept in receive order; a follow-up needs its parent of this device, stored
@@ -788,6 +833,10 @@ macro_rules! suite {
         #[test]
         fn stored_key_before_validation() {
             contract::stored_key_before_validation($backend)
+        }
+        #[test]
+        fn content_as_sent() {
+            contract::content_as_sent($backend)
         }
         #[test]
         fn ordering() {

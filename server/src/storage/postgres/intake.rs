@@ -10,7 +10,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use crewsafe_protocol::{
     CheckInExtendContent, CheckInStartContent, DispatchStatus, ItemResult, ItemStatus, Kind,
-    WireRecord,
 };
 use deadpool_postgres::GenericClient;
 
@@ -18,7 +17,8 @@ use super::{events, timer, word, ALARM_LOCK};
 use crate::error::{Result, ServerError};
 use crate::storage::column::now;
 use crate::storage::intake::{
-    already_stored, check, content, item, parent_missing, refused, touches_alarms, Checked, Intake,
+    already_stored, check, content, item, parent_missing, refused, touches_alarms, Checked,
+    Incoming, Intake,
 };
 
 /// Processes `records` in order inside one transaction that is committed before this
@@ -26,7 +26,7 @@ use crate::storage::intake::{
 pub(crate) async fn process_batch(
     client: &mut deadpool_postgres::Object,
     device_id: &str,
-    records: &[WireRecord],
+    records: &[Incoming],
     reject_ids: &HashSet<String>,
     minute: Duration,
 ) -> Result<Intake> {

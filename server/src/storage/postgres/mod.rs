@@ -38,14 +38,14 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use crewsafe_protocol::{DispatchSos, SosStatus, Vocabulary, WireRecord};
+use crewsafe_protocol::{DispatchSos, SosStatus, Vocabulary};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
 use crate::error::{Result, ServerError};
 use crate::storage::dispatch::{Lookup, Move};
 use crate::storage::events::AlarmChange;
-use crate::storage::intake::Intake;
+use crate::storage::intake::{Incoming, Intake};
 use crate::storage::pages::{AlarmCounts, AlarmPage, AlarmQuery};
 use crate::storage::stored::{StoredRecord, Which};
 
@@ -158,7 +158,7 @@ impl Postgres {
     pub(crate) async fn process_batch(
         &self,
         device_id: &str,
-        records: &[WireRecord],
+        records: &[Incoming],
         reject_ids: &HashSet<String>,
         minute: Duration,
     ) -> Result<Intake> {

@@ -32,14 +32,14 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use crewsafe_protocol::{DispatchSos, SosStatus, WireRecord};
+use crewsafe_protocol::{DispatchSos, SosStatus};
 use rusqlite::{Connection, TransactionBehavior};
 
 use crate::error::Result;
 use crate::hub::AlarmEvent;
 use crate::storage::dispatch::{Lookup, Move};
 use crate::storage::events::AlarmChange;
-use crate::storage::intake::Intake;
+use crate::storage::intake::{Incoming, Intake};
 use crate::storage::pages::{AlarmCounts, AlarmPage, AlarmQuery};
 use crate::storage::stored::{StoredRecord, Which};
 
@@ -93,7 +93,7 @@ impl Sqlite {
     pub(crate) fn process_batch(
         &self,
         device_id: &str,
-        records: &[WireRecord],
+        records: &[Incoming],
         reject_ids: &HashSet<String>,
         minute: Duration,
     ) -> Result<Intake> {
