@@ -93,7 +93,7 @@ pub fn conflict(b: Backend) {
 /// A stored key is answered before the record is validated (valid new records are inserted
 /// before their key is looked up, invalid ones are not): an id sent again with other, invalid
 /// content is a conflict, not a rejection; the same new id twice in one batch is accepted
-/// once, then a duplicate.
+/// once, then a duplicate (or a conflict if the content differs).
 pub fn stored_key_before_validation(b: Backend) {
     let Some(l) = site(b, |c| c) else { return };
     let r = report();
@@ -115,8 +115,17 @@ pub fn stored_key_before_validation(b: Backend) {
     changed["content"]["narrative"] = json!("something else");
     let answer = l.post_raw_records(&[changed]);
     expect_item(&answer[0], &id_of(&twice), ItemStatus::Conflict);
+    // A new id twice in one batch with other content the second time: the first is stored.
+    let (first, mut second) = (report(), report());
+    second["id"] = first["id"].clone();
+    second["content"]["narrative"] = json!("told otherwise");
+    let answer = l.post_raw_records(&[report(), first.clone(), second, report()]);
+    expect_item(&answer[1], &id_of(&first), ItemStatus::Accepted);
+    expect_item(&answer[2], &id_of(&first), ItemStatus::Conflict);
+    let stored = l.store().record(DEVICE, &id_of(&first)).unwrap().unwrap();
+    assert_eq!(stored.content, first["content"]);
     let store = l.store();
-    assert_eq!(store.record_count().unwrap(), 2);
+    assert_eq!(store.record_count().unwrap(), 5);
     assert_eq!(store.count_of(&id_of(&twice)).unwrap(), 1);
 }
 

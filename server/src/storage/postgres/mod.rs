@@ -163,9 +163,17 @@ impl Postgres {
         minute: Duration,
     ) -> Result<Intake> {
         let mut client = self.client().await?;
-        let mut tries = 0;
+        let (mut tries, mut keys) = (0, intake::Keys::New);
         loop {
-            match intake::process_batch(&mut client, device_id, records, reject_ids, minute).await {
+            match intake::process_batch(&mut client, device_id, records, reject_ids, minute, keys)
+                .await
+            {
+                Err(e) if keys == intake::Keys::New && is_stored_key(&e) => {
+                    // Rare: a record sent again (its answer lost) or stored by another
+                    // instance meanwhile.
+                    keys = intake::Keys::Checked;
+                    log::debug!("a batch held a stored key: storing it again with conflict checks");
+                }
                 Err(e) if tries < 2 && is_deadlock(&e) => {
                     tries += 1;
                     log::warn!("database deadlock, storing the batch again");
@@ -303,6 +311,13 @@ async fn read_snapshot(
 /// Whether PostgreSQL aborted a transaction as a deadlock victim (two batches of one device
 /// racing on different instances may lock the same records in different orders): it is
 /// simply run again.
+/// Whether `e` is an insert refused because the record's key is stored already.
+fn is_stored_key(e: &ServerError) -> bool {
+    use tokio_postgres::error::SqlState;
+    matches!(e, ServerError::Postgres(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+        && e.as_db_error().and_then(|d| d.constraint()) == Some("records_pkey"))
+}
+
 fn is_deadlock(e: &ServerError) -> bool {
     use tokio_postgres::error::SqlState;
     matches!(e, ServerError::Postgres(e) if e.code().is_some_and(|c| {
