@@ -13,6 +13,8 @@
 //! - a deep page: the cursor of a page 90% into the list;
 //! - open alarms, deep: `status=delivered,acknowledged`, the cursor 90% into them;
 //! - open alarms in a six-hour window: `status=delivered,acknowledged&since=…&until=…`;
+//! - open SOS alarms, deep: `alarm=sos&status=delivered,acknowledged`, the cursor 90% in;
+//! - missed check-ins: `alarm=missed_check_in`, of which none are stored (an empty page);
 //! - the `/metrics` scrape, whose alarm gauges count the open alarms in SQL.
 //!
 //! Printed: p50/p99 per kind, alarms and bytes per page, and the alarm count as the database
@@ -220,6 +222,21 @@ fn run_pages(server: &RunningServer, dispatcher: String, stored: i64) -> bool {
             q_time(from),
             q_time(from + 6 * 3600)
         ),
+        &mut worst,
+    );
+    let sos_open = "alarm=sos&status=delivered,acknowledged&";
+    let deep_sos_open = cursor_at(&console, sos_open, 0.9);
+    time_pages(
+        &console,
+        "open SOS alarms, deep (cursor 90% in)",
+        &format!("{sos_open}limit=100&cursor={deep_sos_open}"),
+        &mut worst,
+    );
+    // None stored: the page is empty, found without reading the SOS alarms.
+    time_pages(
+        &console,
+        "missed check-ins (none among them)",
+        "alarm=missed_check_in&limit=100",
         &mut worst,
     );
     let mut scrapes: Vec<Duration> = Vec::new();

@@ -43,6 +43,10 @@ const SHIPPED: &[(&str, &str)] = &[
         "b92483210c0ccef1940c639fd51aa52a523adcf05365dc2c68dded3be1275b0d",
     ),
     (
+        "migrations/007_alarm_kind.sql",
+        "ac4f1ff77a2fc17d8ce23fbc9a1b61fa34e9e609b2ad475842e43e73b76d7b36",
+    ),
+    (
         "snapshots/v1.sql",
         "d830209f4e61d58f0c13650d88c4292ea1f6ee9dd4dfe25429873f51f2bf25b7",
     ),
@@ -65,6 +69,10 @@ const SHIPPED: &[(&str, &str)] = &[
     (
         "snapshots/v6.sql",
         "23a3ca7645ab946c23ad22fcb5dccd682225c922210ebb4754103baafb8ece84",
+    ),
+    (
+        "snapshots/v7.sql",
+        "c18d4f2bb7ff096491fad2a7f67b1430290b54ce88920da52af75500016a9dbf",
     ),
 ];
 
@@ -270,8 +278,8 @@ impl Source {
             }
             // Version 4 added the message and escalation, the check-ins and the event log;
             // version 5 only the receive time in microseconds, which SQLite computes, and
-            // version 6 only an index.
-            4 | 5 => {
+            // version 6 only an index (version 7 added what raised the alarm).
+            4..=6 => {
                 "INSERT INTO sos_status
                  SELECT seq, status, delivered_at, acknowledged_at, acknowledged_by,
                         resolved_at, resolved_by, updated_at, message, escalated_at
@@ -284,6 +292,42 @@ impl Source {
         c.execute_batch(status_copy).unwrap();
         c.execute_batch("DETACH DATABASE src").unwrap();
     }
+}
+
+/// Version 7 gives each stored alarm what raised it, read from its records row.
+#[test]
+fn version_7_fills_in_what_raised_each_alarm() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v6.db");
+    let c = from_snapshot(&path, 6);
+    c.execute_batch(
+        "INSERT INTO records VALUES ('d', 'a', 1, 'sos', 'sos', NULL, 't', 't', x'00', '{}'),
+                                    ('d', 'b', 2, 'check_in_start', 'check_in', NULL, 't', 't',
+                                     x'00', '{}'),
+                                    ('d', 'c', 3, 'sos', 'sos', NULL, 't', 't', x'00', '{}');
+         INSERT INTO sos_status (seq, status, delivered_at, updated_at)
+         SELECT seq, 'delivered', '2026-11-30T10:00:00Z', '2026-11-30T10:00:00Z' FROM records;",
+    )
+    .unwrap();
+    drop(c);
+    drop(ServerStore::open(&path).unwrap());
+    assert_eq!(user_version(&path), version());
+    let c = Connection::open(&path).unwrap();
+    let got: Vec<(String, String)> = c
+        .prepare(
+            "SELECT r.record_id, s.alarm FROM sos_status s JOIN records r ON r.seq = s.seq
+             ORDER BY r.record_id",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    let want = [("a", "sos"), ("b", "missed_check_in"), ("c", "sos")];
+    assert_eq!(
+        got,
+        want.map(|(a, b)| (a.to_string(), b.to_string())).to_vec()
+    );
 }
 
 #[test]

@@ -50,6 +50,10 @@ const SHIPPED: &[(&str, &str)] = &[
         "002_dispatch_pages.sql",
         "963177ed6b0fa20e2190320ce415917be9f1975cce973decd17192b31c1cbd25",
     ),
+    (
+        "003_alarm_kind.sql",
+        "88a442ee96269769abc2c3cf235056efda3ce5f0187e91beb76a568943582c07",
+    ),
 ];
 
 fn migration_files() -> Vec<PathBuf> {
@@ -113,6 +117,44 @@ fn shipped_postgres_migrations_are_never_edited() {
              numbered migration instead"
         );
     }
+}
+
+/// Version 3 gives each stored alarm what raised it, read from its records row.
+#[test]
+fn version_3_fills_in_what_raised_each_alarm() {
+    let Some(old) = PgDatabase::create() else {
+        return;
+    };
+    let files = migration_files();
+    let mut sql = String::from("CREATE TABLE crewsafe_schema (version integer NOT NULL);");
+    for f in &files[..2] {
+        sql.push_str(&std::fs::read_to_string(f).unwrap());
+    }
+    sql.push_str(
+        "INSERT INTO crewsafe_schema VALUES (2);
+         INSERT INTO records (device_id, record_id, kind, lane, device_time, received_at,
+                              content_sha256, record_json)
+         VALUES ('d', 'a', 'sos', 'sos', now(), now(), '\\x00', '{}'),
+                ('d', 'b', 'check_in_start', 'check_in', now(), now(), '\\x00', '{}'),
+                ('d', 'c', 'sos', 'sos', now(), now(), '\\x00', '{}');
+         INSERT INTO sos_status (seq, status, delivered_at, updated_at)
+         SELECT seq, 'delivered', now(), now() FROM records;",
+    );
+    old.execute(&sql);
+    drop(ServerStore::connect(&old.database()).unwrap());
+    let rows = old.query(
+        "SELECT r.record_id, s.alarm FROM sos_status s JOIN records r ON r.seq = s.seq
+         ORDER BY r.record_id",
+    );
+    let got: Vec<(String, String)> = rows
+        .into_iter()
+        .map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap()))
+        .collect();
+    let want = [("a", "sos"), ("b", "missed_check_in"), ("c", "sos")];
+    assert_eq!(
+        got,
+        want.map(|(a, b)| (a.to_string(), b.to_string())).to_vec()
+    );
 }
 
 #[test]

@@ -49,14 +49,6 @@ pub(crate) fn alarm_of(kind: Kind) -> AlarmKind {
     }
 }
 
-/// The kind of record behind alarms of `alarm`.
-pub(crate) fn kind_of(alarm: AlarmKind) -> Kind {
-    match alarm {
-        AlarmKind::Sos => Kind::Sos,
-        AlarmKind::MissedCheckIn => Kind::CheckInStart,
-    }
-}
-
 /// A stored record's content decoded as `C`.
 pub(crate) fn stored<C: DeserializeOwned>(json: &str) -> Result<C> {
     serde_json::from_str::<WireRecord<C>>(json)

@@ -438,6 +438,18 @@ pub fn check_ins(b: Backend) {
         "the SOS and the missed check-in, not the on-time one"
     );
     assert!(l.store().sos_state(&on_time_id).unwrap().is_none());
+    // The list filtered by what raised the alarm.
+    let ids = |query: &str| -> Vec<String> {
+        let page: DispatchSosList = parse(sos_page_as(&l, query));
+        page.sos.into_iter().map(|a| a.id).collect()
+    };
+    assert_eq!(ids("alarm=missed_check_in"), vec![start_id.clone()]);
+    assert_eq!(ids("alarm=sos"), vec![id_of(&earlier)]);
+    assert_eq!(
+        ids("alarm=missed_check_in&status=delivered,acknowledged"),
+        vec![start_id.clone()]
+    );
+    assert!(ids("alarm=sos&status=delivered").is_empty());
 
     let mut stream = l.events(None);
     let mut seen = stream.next();

@@ -15,7 +15,6 @@ use crate::error::Result;
 use crate::storage::column::now;
 use crate::storage::dispatch::{Change, Lookup, Move};
 use crate::storage::pages::{from_micros, split_keys, AlarmCounts, AlarmPage, AlarmQuery, Key};
-use crate::storage::view::kind_of;
 
 /// Statuses of those `ids` that are alarms of `device_id`, in request order, each once.
 pub(crate) async fn sos_statuses(
@@ -98,7 +97,8 @@ pub(crate) async fn first_alarm(c: &impl GenericClient, id: &str) -> Result<Opti
 
 /// One page of the dispatcher list (`storage/pages.rs`): the keys in one range scan of
 /// `sos_status_by_time`, or with a status filter one scan of `sos_status_by_status` per
-/// status, merged; then the view of each alarm of the page.
+/// status, merged (with an alarm filter, of `sos_status_by_alarm` and
+/// `sos_status_by_alarm_status`); then the view of each alarm of the page.
 pub(crate) async fn dispatch_page(
     c: &impl GenericClient,
     query: &AlarmQuery,
@@ -164,8 +164,7 @@ fn keyset_scan(query: &AlarmQuery, status: Option<DispatchStatus>, args: &mut Ar
     );
     let mut clauses: Vec<String> = Vec::new();
     if let Some(alarm) = query.alarm {
-        sql.push_str(" JOIN records r ON r.seq = s.seq");
-        clauses.push(format!("r.kind = {}", args.push(kind_of(alarm).as_str())));
+        clauses.push(format!("s.alarm = {}", args.push(alarm.as_str())));
     }
     if let Some(status) = status {
         clauses.push(format!("s.status = {}", args.push(status.as_str())));

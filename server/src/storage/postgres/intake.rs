@@ -21,7 +21,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use crewsafe_protocol::{
-    CheckInExtendContent, CheckInStartContent, DispatchStatus, ItemResult, ItemStatus, Kind,
+    AlarmKind, CheckInExtendContent, CheckInStartContent, DispatchStatus, ItemResult, ItemStatus,
+    Kind,
 };
 use deadpool_postgres::GenericClient;
 
@@ -298,13 +299,18 @@ impl Batch<'_, '_> {
             Kind::Sos => {
                 let stmt = tx
                     .prepare_cached(
-                        "INSERT INTO sos_status (seq, status, delivered_at, updated_at)
-                         VALUES ($1, $2, $3, $3)",
+                        "INSERT INTO sos_status (seq, alarm, status, delivered_at, updated_at)
+                         VALUES ($1, $2, $3, $4, $4)",
                     )
                     .await?;
                 tx.execute(
                     &stmt,
-                    &[&seq, &DispatchStatus::Delivered.as_str(), &received_at],
+                    &[
+                        &seq,
+                        &AlarmKind::Sos.as_str(),
+                        &DispatchStatus::Delivered.as_str(),
+                        &received_at,
+                    ],
                 )
                 .await?;
                 done.events

@@ -12,6 +12,7 @@ use crate::error::{Result, ServerError};
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../sql/postgres/001_initial.sql"),
     include_str!("../../../sql/postgres/002_dispatch_pages.sql"),
+    include_str!("../../../sql/postgres/003_alarm_kind.sql"),
 ];
 
 /// The schema version this build writes.

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use crewsafe_protocol::DispatchStatus;
+use crewsafe_protocol::{AlarmKind, DispatchStatus};
 use deadpool_postgres::GenericClient;
 
 use super::{events, ALARM_LOCK};
@@ -64,8 +64,14 @@ async fn raise(
     at: DateTime<Utc>,
 ) -> Result<AlarmEvent> {
     c.execute(
-        "INSERT INTO sos_status (seq, status, delivered_at, updated_at) VALUES ($1, $2, $3, $3)",
-        &[&seq, &DispatchStatus::Delivered.as_str(), &at],
+        "INSERT INTO sos_status (seq, alarm, status, delivered_at, updated_at)
+         VALUES ($1, $2, $3, $4, $4)",
+        &[
+            &seq,
+            &AlarmKind::MissedCheckIn.as_str(),
+            &DispatchStatus::Delivered.as_str(),
+            &at,
+        ],
     )
     .await?;
     c.execute(

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use crewsafe_protocol::DispatchStatus;
+use crewsafe_protocol::{AlarmKind, DispatchStatus};
 use rusqlite::{params, Connection, OptionalExtension as _};
 
 use super::events;
@@ -48,9 +48,15 @@ pub(crate) fn extended(conn: &Connection, seq: i64, by: u32, minute: Duration) -
 fn raise(conn: &Connection, seq: i64, device_id: &str, at: DateTime<Utc>) -> Result<AlarmEvent> {
     let at_str = fmt_time(at);
     conn.prepare_cached(
-        "INSERT INTO sos_status (seq, status, delivered_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
+        "INSERT INTO sos_status (seq, alarm, status, delivered_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?4)",
     )?
-    .execute(params![seq, DispatchStatus::Delivered, at_str])?;
+    .execute(params![
+        seq,
+        AlarmKind::MissedCheckIn,
+        DispatchStatus::Delivered,
+        at_str
+    ])?;
     conn.prepare_cached("UPDATE check_ins SET missed_at = ?2 WHERE seq = ?1")?
         .execute(params![seq, at_str])?;
     events::log(conn, seq, device_id, at)

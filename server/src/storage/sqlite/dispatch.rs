@@ -18,7 +18,6 @@ use crate::hub::AlarmEvent;
 use crate::storage::column::{fmt_time, now, parse_opt_time, parse_time};
 use crate::storage::dispatch::{Change, Lookup, Move};
 use crate::storage::pages::{from_micros, split_keys, AlarmCounts, AlarmPage, AlarmQuery, Key};
-use crate::storage::view::kind_of;
 
 /// Statuses of those `ids` that are alarms of `device_id`, in request order, each once.
 pub(crate) fn sos_statuses(
@@ -113,7 +112,8 @@ pub(crate) fn first_alarm(conn: &Connection, id: &str) -> Result<Option<i64>> {
 
 /// One page of the dispatcher list (`storage/pages.rs`): the keys in one range scan of
 /// `sos_status_by_time`, or with a status filter one scan of `sos_status_by_status` per
-/// status, merged; then the view of each alarm of the page.
+/// status, merged (with an alarm filter, of `sos_status_by_alarm` and
+/// `sos_status_by_alarm_status`); then the view of each alarm of the page.
 pub(crate) fn dispatch_page(
     conn: &Connection,
     query: &AlarmQuery,
@@ -164,9 +164,8 @@ fn keyset_scan(
     let mut sql = String::from("SELECT s.delivered_us, s.seq FROM sos_status s");
     let mut clauses: Vec<&str> = Vec::new();
     if let Some(alarm) = query.alarm {
-        sql.push_str(" JOIN records r ON r.seq = s.seq");
-        clauses.push("r.kind = ?");
-        args.push(Value::Text(kind_of(alarm).as_str().to_string()));
+        clauses.push("s.alarm = ?");
+        args.push(Value::Text(alarm.as_str().to_string()));
     }
     if let Some(status) = status {
         clauses.push("s.status = ?");

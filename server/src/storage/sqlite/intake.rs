@@ -7,7 +7,8 @@
 use std::time::Duration;
 
 use crewsafe_protocol::{
-    CheckInExtendContent, CheckInStartContent, DispatchStatus, ItemResult, ItemStatus, Kind,
+    AlarmKind, CheckInExtendContent, CheckInStartContent, DispatchStatus, ItemResult, ItemStatus,
+    Kind,
 };
 use rusqlite::{params, Connection, OptionalExtension as _, TransactionBehavior};
 
@@ -111,10 +112,15 @@ pub(crate) fn process_batch(
         match rec.kind {
             Kind::Sos => {
                 tx.prepare_cached(
-                    "INSERT INTO sos_status (seq, status, delivered_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?3)",
+                    "INSERT INTO sos_status (seq, alarm, status, delivered_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?4)",
                 )?
-                .execute(params![seq, DispatchStatus::Delivered, received_str])?;
+                .execute(params![
+                    seq,
+                    AlarmKind::Sos,
+                    DispatchStatus::Delivered,
+                    received_str
+                ])?;
                 done.events
                     .push(events::log(&tx, seq, device_id, received_at)?);
                 done.timing_changed = true;

@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../sql/migrations/004_sos_loop.sql"),
     include_str!("../../../sql/migrations/005_dispatch_pages.sql"),
     include_str!("../../../sql/migrations/006_escalation_by_time.sql"),
+    include_str!("../../../sql/migrations/007_alarm_kind.sql"),
 ];
 
 /// The schema version this build writes.
