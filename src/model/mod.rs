@@ -607,53 +607,55 @@ pub(crate) fn check_opt_text(field: &str, value: &Option<String>, max: usize) ->
     }
 }
 
-fn check_range(field: &str, value: f64, min: f64, max: f64) -> Result<()> {
+/// What is wrong with `value` for a field that must lie in `[min, max]`, if anything.
+fn range_problem(value: f64, min: f64, max: f64) -> Option<String> {
     if !value.is_finite() {
-        return Err(StoreError::invalid(field, "must be a finite number"));
+        return Some("must be a finite number".into());
     }
     if value < min || value > max {
-        return Err(StoreError::invalid(
-            field,
-            format!("must be between {min} and {max}"),
-        ));
+        return Some(format!("must be between {min} and {max}"));
     }
-    Ok(())
+    None
 }
 
 /// 2000-01-01T00:00:00Z: no time handed in may be older (a phone with a reset clock).
 const EARLIEST: Duration = Duration::from_secs(946_684_800);
 
 fn check_time(field: &str, t: SystemTime) -> Result<()> {
-    if t < SystemTime::UNIX_EPOCH + EARLIEST {
-        return Err(StoreError::invalid(field, "lies before the year 2000"));
+    match time_problem(t) {
+        Some(why) => Err(StoreError::invalid(field, why)),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// What is wrong with a time handed in, if anything.
+fn time_problem(t: SystemTime) -> Option<&'static str> {
+    (t < SystemTime::UNIX_EPOCH + EARLIEST).then_some("lies before the year 2000")
 }
 
 impl LocationFix {
     /// Checks ranges; `prefix` names the field in errors (e.g. `location`).
     pub fn validate(&self, prefix: &str) -> Result<()> {
-        check_range(&format!("{prefix}.latitude"), self.latitude, -90.0, 90.0)?;
-        check_range(
-            &format!("{prefix}.longitude"),
-            self.longitude,
-            -180.0,
-            180.0,
-        )?;
-        check_range(
-            &format!("{prefix}.accuracy_m"),
-            self.accuracy_m,
-            0.0,
-            100_000.0,
-        )?;
-        if let Some(alt) = self.altitude_m {
-            check_range(&format!("{prefix}.altitude_m"), alt, -1_000.0, 20_000.0)?;
+        // Field names are written only for an error (this runs on every SOS raised).
+        let at = |name: &str| format!("{prefix}.{name}");
+        let ranges = [
+            ("latitude", Some(self.latitude), -90.0, 90.0),
+            ("longitude", Some(self.longitude), -180.0, 180.0),
+            ("accuracy_m", Some(self.accuracy_m), 0.0, 100_000.0),
+            ("altitude_m", self.altitude_m, -1_000.0, 20_000.0),
+        ];
+        for (name, value, min, max) in ranges {
+            if let Some(why) = value.and_then(|v| range_problem(v, min, max)) {
+                return Err(StoreError::invalid(at(name), why));
+            }
         }
-        let field = format!("{prefix}.fixed_at");
         if self.fixed_at > SystemTime::now() + MAX_CLOCK_SKEW {
-            return Err(StoreError::invalid(field, "lies in the future"));
+            return Err(StoreError::invalid(at("fixed_at"), "lies in the future"));
         }
-        check_time(&field, self.fixed_at)
+        match time_problem(self.fixed_at) {
+            Some(why) => Err(StoreError::invalid(at("fixed_at"), why)),
+            None => Ok(()),
+        }
     }
 }
 
