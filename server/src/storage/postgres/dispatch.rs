@@ -5,7 +5,8 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use crewsafe_protocol::{DispatchSos, DispatchStatus, SosStatus};
+use chrono::{DateTime, Utc};
+use crewsafe_protocol::{AlarmKind, DispatchSos, DispatchStatus, SosStatus};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::types::ToSql;
 
@@ -15,6 +16,33 @@ use crate::error::Result;
 use crate::storage::column::now;
 use crate::storage::dispatch::{Change, Lookup, Move};
 use crate::storage::pages::{from_micros, split_keys, AlarmCounts, AlarmPage, AlarmQuery, Key};
+
+/// Opens the alarm of the record `seq`, raised by `alarm` and received (or raised) at `at`:
+/// `delivered`, waiting for a dispatcher.
+pub(crate) async fn open_alarm(
+    c: &impl GenericClient,
+    seq: i64,
+    alarm: AlarmKind,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    let stmt = c
+        .prepare_cached(
+            "INSERT INTO sos_status (seq, alarm, status, delivered_at, updated_at)
+             VALUES ($1, $2, $3, $4, $4)",
+        )
+        .await?;
+    c.execute(
+        &stmt,
+        &[
+            &seq,
+            &alarm.as_str(),
+            &DispatchStatus::Delivered.as_str(),
+            &at,
+        ],
+    )
+    .await?;
+    Ok(())
+}
 
 /// Statuses of those `ids` that are alarms of `device_id`, in request order, each once.
 pub(crate) async fn sos_statuses(

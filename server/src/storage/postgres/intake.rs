@@ -21,12 +21,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use crewsafe_protocol::{
-    AlarmKind, CheckInExtendContent, CheckInStartContent, DispatchStatus, ItemResult, ItemStatus,
-    Kind,
+    AlarmKind, CheckInExtendContent, CheckInStartContent, ItemResult, ItemStatus, Kind,
 };
 use deadpool_postgres::GenericClient;
 
-use super::{events, timer, word, ALARM_LOCK};
+use super::{dispatch, events, timer, word, ALARM_LOCK};
 use crate::error::{Result, ServerError};
 use crate::storage::column::now;
 use crate::storage::intake::{
@@ -297,22 +296,7 @@ impl Batch<'_, '_> {
         let done = &mut self.done;
         match rec.kind {
             Kind::Sos => {
-                let stmt = tx
-                    .prepare_cached(
-                        "INSERT INTO sos_status (seq, alarm, status, delivered_at, updated_at)
-                         VALUES ($1, $2, $3, $4, $4)",
-                    )
-                    .await?;
-                tx.execute(
-                    &stmt,
-                    &[
-                        &seq,
-                        &AlarmKind::Sos.as_str(),
-                        &DispatchStatus::Delivered.as_str(),
-                        &received_at,
-                    ],
-                )
-                .await?;
+                dispatch::open_alarm(tx, seq, AlarmKind::Sos, received_at).await?;
                 done.events
                     .push(events::log(tx, seq, device_id, received_at).await?);
                 done.timing_changed = true;

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use crewsafe_protocol::{AlarmKind, DispatchStatus};
 use deadpool_postgres::GenericClient;
 
-use super::{events, ALARM_LOCK};
+use super::{dispatch, events, ALARM_LOCK};
 use crate::error::Result;
 use crate::hub::AlarmEvent;
 use crate::storage::check_ins::{self as rules, CHECK_IN_RESOLVER};
@@ -63,17 +63,7 @@ async fn raise(
     device_id: &str,
     at: DateTime<Utc>,
 ) -> Result<AlarmEvent> {
-    c.execute(
-        "INSERT INTO sos_status (seq, alarm, status, delivered_at, updated_at)
-         VALUES ($1, $2, $3, $4, $4)",
-        &[
-            &seq,
-            &AlarmKind::MissedCheckIn.as_str(),
-            &DispatchStatus::Delivered.as_str(),
-            &at,
-        ],
-    )
-    .await?;
+    dispatch::open_alarm(c, seq, AlarmKind::MissedCheckIn, at).await?;
     c.execute(
         "UPDATE check_ins SET missed_at = $2 WHERE seq = $1",
         &[&seq, &at],

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use crewsafe_protocol::{AlarmKind, DispatchStatus};
 use rusqlite::{params, Connection, OptionalExtension as _};
 
-use super::events;
+use super::{dispatch, events};
 use crate::error::Result;
 use crate::hub::AlarmEvent;
 use crate::storage::check_ins::{self as rules, CHECK_IN_RESOLVER};
@@ -47,16 +47,7 @@ pub(crate) fn extended(conn: &Connection, seq: i64, by: u32, minute: Duration) -
 /// Raises the missed check-in alarm of the start `seq` at `at`.
 fn raise(conn: &Connection, seq: i64, device_id: &str, at: DateTime<Utc>) -> Result<AlarmEvent> {
     let at_str = fmt_time(at);
-    conn.prepare_cached(
-        "INSERT INTO sos_status (seq, alarm, status, delivered_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?4)",
-    )?
-    .execute(params![
-        seq,
-        AlarmKind::MissedCheckIn,
-        DispatchStatus::Delivered,
-        at_str
-    ])?;
+    dispatch::open_alarm(conn, seq, AlarmKind::MissedCheckIn, &at_str)?;
     conn.prepare_cached("UPDATE check_ins SET missed_at = ?2 WHERE seq = ?1")?
         .execute(params![seq, at_str])?;
     events::log(conn, seq, device_id, at)

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use crewsafe_protocol::{DispatchSos, DispatchStatus, SosStatus};
+use crewsafe_protocol::{AlarmKind, DispatchSos, DispatchStatus, SosStatus};
 use rusqlite::types::Value;
 use rusqlite::{
     params, params_from_iter, Connection, OptionalExtension as _, Transaction, TransactionBehavior,
@@ -18,6 +18,17 @@ use crate::hub::AlarmEvent;
 use crate::storage::column::{fmt_time, now, parse_opt_time, parse_time};
 use crate::storage::dispatch::{Change, Lookup, Move};
 use crate::storage::pages::{from_micros, split_keys, AlarmCounts, AlarmPage, AlarmQuery, Key};
+
+/// Opens the alarm of the record `seq`, raised by `alarm` and received (or raised) at `at`
+/// (RFC 3339): `delivered`, waiting for a dispatcher.
+pub(crate) fn open_alarm(conn: &Connection, seq: i64, alarm: AlarmKind, at: &str) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO sos_status (seq, alarm, status, delivered_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?4)",
+    )?
+    .execute(params![seq, alarm, DispatchStatus::Delivered, at])?;
+    Ok(())
+}
 
 /// Statuses of those `ids` that are alarms of `device_id`, in request order, each once.
 pub(crate) fn sos_statuses(

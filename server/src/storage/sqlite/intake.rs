@@ -7,13 +7,11 @@
 use std::time::Duration;
 
 use crewsafe_protocol::{
-    AlarmKind, CheckInExtendContent, CheckInStartContent, DispatchStatus, ItemResult, ItemStatus,
-    Kind,
+    AlarmKind, CheckInExtendContent, CheckInStartContent, ItemResult, ItemStatus, Kind,
 };
 use rusqlite::{params, Connection, OptionalExtension as _, TransactionBehavior};
 
-use super::check_ins;
-use super::events;
+use super::{check_ins, dispatch, events};
 use crate::error::{Result, ServerError};
 use crate::storage::column::{fmt_time, now, parse_time};
 use crate::storage::intake::{
@@ -111,16 +109,7 @@ pub(crate) fn process_batch(
         let parent = || parent_seq.ok_or_else(|| ServerError::Corrupt("no parent".into()));
         match rec.kind {
             Kind::Sos => {
-                tx.prepare_cached(
-                    "INSERT INTO sos_status (seq, alarm, status, delivered_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?4)",
-                )?
-                .execute(params![
-                    seq,
-                    AlarmKind::Sos,
-                    DispatchStatus::Delivered,
-                    received_str
-                ])?;
+                dispatch::open_alarm(&tx, seq, AlarmKind::Sos, &received_str)?;
                 done.events
                     .push(events::log(&tx, seq, device_id, received_at)?);
                 done.timing_changed = true;
