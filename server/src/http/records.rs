@@ -109,11 +109,19 @@ pub(super) async fn batch(
             records.truncate(n);
         }
         let count = records.len();
-        let results = db(task_state
+        let stored = db(task_state
             .storage
             .process_batch(device, records, reject_ids))
         .await?;
-        Ok::<_, ApiError>((count, BatchResponse { results }))
+        if stored.stored_again {
+            task_state.ops.metrics.batch_stored_again();
+        }
+        Ok::<_, ApiError>((
+            count,
+            BatchResponse {
+                results: stored.results,
+            },
+        ))
     }));
     let (count, answer) = work.await.map_err(|_| ApiError::internal())??;
     let outcomes = Outcomes::of(answer.results.iter().map(|r| &r.status));

@@ -28,6 +28,8 @@ pub(crate) struct Metrics {
     records: [AtomicU64; 4],
     batch: Histogram,
     db_errors: AtomicU64,
+    /// Batches stored a second time with conflict checks.
+    stored_again: AtomicU64,
     rate_limited: AtomicU64,
     /// Event streams open right now.
     pub(crate) event_streams: AtomicUsize,
@@ -132,6 +134,11 @@ impl Metrics {
         self.db_errors.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts one batch stored a second time with conflict checks.
+    pub(crate) fn batch_stored_again(&self) {
+        self.stored_again.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Adds the time one batch waited for its turn.
     pub(crate) fn batch_waited(&self, d: Duration) {
         self.batch_wait_micros.fetch_add(
@@ -207,6 +214,13 @@ impl Metrics {
             "crewsafe_database_errors_total",
             "Database operations that failed.",
             self.db_errors.load(Ordering::Relaxed),
+        );
+        counter(
+            o,
+            "crewsafe_batches_stored_again_total",
+            "Batches stored a second time with conflict checks because a record in them was \
+             stored already (PostgreSQL; PostgreSQL logs a unique violation for each).",
+            self.stored_again.load(Ordering::Relaxed),
         );
         counter(
             o,

@@ -37,6 +37,9 @@ pub(crate) struct Intake {
     /// Whether it started, extended or closed a check-in or raised an alarm (the timer's
     /// next deadline may have moved).
     pub(crate) timing_changed: bool,
+    /// Whether it was stored a second time, with conflict checks, because a record's key was
+    /// stored already (PostgreSQL only: `postgres/intake.rs`).
+    pub(crate) stored_again: bool,
 }
 
 /// Reason given for records poisoned by the test fault `reject_id`.

@@ -67,6 +67,16 @@ pub(crate) struct Timings {
     pub(crate) check_in_minute: Duration,
 }
 
+/// What storing a batch answered.
+#[derive(Debug)]
+pub(crate) struct StoredBatch {
+    /// One result per processed record, in order.
+    pub(crate) results: Vec<ItemResult>,
+    /// Whether it was stored a second time, with conflict checks (PostgreSQL: a record's key
+    /// was stored already).
+    pub(crate) stored_again: bool,
+}
+
 /// The running server's storage.
 pub(crate) struct Storage {
     backend: Backend,
@@ -176,7 +186,7 @@ impl Storage {
         device_id: String,
         records: Vec<Incoming>,
         reject_ids: HashSet<String>,
-    ) -> Result<Vec<ItemResult>> {
+    ) -> Result<StoredBatch> {
         let minute = self.timings.check_in_minute;
         let wake = self.timer_wake.clone();
         match &self.backend {
@@ -188,7 +198,10 @@ impl Storage {
                     if done.timing_changed {
                         wake.notify_one();
                     }
-                    Ok(done.results)
+                    Ok(StoredBatch {
+                        results: done.results,
+                        stored_again: done.stored_again,
+                    })
                 })
                 .await
             }
@@ -201,7 +214,10 @@ impl Storage {
                     if done.timing_changed {
                         wake.notify_one();
                     }
-                    Ok(done.results)
+                    Ok(StoredBatch {
+                        results: done.results,
+                        stored_again: done.stored_again,
+                    })
                 })
                 .await
             }

@@ -24,6 +24,24 @@ pub use reports::{attachment_round_trip, report_list};
 /// How long a check-in minute lasts in these tests.
 pub const MINUTE: Duration = Duration::from_millis(300);
 
+/// The `crewsafe_batches_stored_again_total` counter of `/metrics`.
+fn stored_again(l: &Loop) -> f64 {
+    let text = l
+        .client
+        .get(l.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix("crewsafe_batches_stored_again_total ")?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("crewsafe_batches_stored_again_total in {text}"))
+}
+
 /// A server on `backend` with [`DEVICE`] and [`DISPATCHER`] enrolled, or `None` to skip.
 pub fn site(
     backend: Backend,
@@ -72,15 +90,22 @@ pub fn dedupe(b: Backend) {
 }
 
 /// The same id with other content is a conflict and the original stays; another device may
-/// use the same id.
+/// use the same id. On PostgreSQL the batch that brought the stored key was stored again with
+/// conflict checks, and `/metrics` counts it.
 pub fn conflict(b: Backend) {
     let Some(l) = site(b, |c| c) else { return };
     let r = report();
     l.send(std::slice::from_ref(&r));
+    assert_eq!(stored_again(&l), 0.0);
     let mut other = r.clone();
     other["content"]["narrative"] = json!("something else");
     let answer = l.post_raw_records(std::slice::from_ref(&other));
     expect_item(&answer[0], &id_of(&r), ItemStatus::Conflict);
+    let again = match b {
+        Backend::Postgres => 1.0,
+        Backend::Sqlite => 0.0,
+    };
+    assert_eq!(stored_again(&l), again);
     let stored = l.store().record(DEVICE, &id_of(&r)).unwrap().unwrap();
     assert_eq!(stored.content, r["content"]);
     let second = l.enroll_device("other-phone");

@@ -178,7 +178,12 @@ impl Postgres {
                     tries += 1;
                     log::warn!("database deadlock, storing the batch again");
                 }
-                other => return other,
+                other => {
+                    return other.map(|done| Intake {
+                        stored_again: keys == intake::Keys::Checked,
+                        ..done
+                    })
+                }
             }
         }
     }
