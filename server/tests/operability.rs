@@ -246,15 +246,6 @@ fn readyz_answers_503_while_the_database_is_locked_and_healthz_stays_ok() {
 // Metrics
 // ---------------------------------------------------------------------------------------
 
-/// The value of the sample `name` (with its labels, exactly as written) in an exposition.
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no sample {name} in\n{text}"))
-        .parse()
-        .unwrap()
-}
-
 /// Checks the exposition's format: every sample follows the `# HELP` and `# TYPE` lines of its
 /// family, every value parses, counters end in `_total`, and histogram buckets are cumulative
 /// with `+Inf` equal to `_count`.

@@ -136,6 +136,13 @@ impl Loop {
         self.site().post_raw_records(records)
     }
 
+    /// The `/metrics` exposition.
+    pub fn metrics(&self) -> String {
+        let resp = self.client.get(self.url("/metrics")).send().expect("send");
+        assert_eq!(resp.status(), 200);
+        resp.text().expect("body")
+    }
+
     pub fn post_batch_text(&self, body: String) -> Vec<ItemResult> {
         self.site().post_batch_text(body)
     }

@@ -206,6 +206,16 @@ pub fn report() -> Value {
     })
 }
 
+/// The value of the sample `name` (with its labels, exactly as written) in a `/metrics`
+/// exposition.
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no sample {name} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
 pub mod alarms;
 pub mod openapi;
 pub mod pg;

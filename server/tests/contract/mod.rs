@@ -26,20 +26,7 @@ pub const MINUTE: Duration = Duration::from_millis(300);
 
 /// The `crewsafe_batches_stored_again_total` counter of `/metrics`.
 fn stored_again(l: &Loop) -> f64 {
-    let text = l
-        .client
-        .get(l.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    text.lines()
-        .find_map(|line| {
-            line.strip_prefix("crewsafe_batches_stored_again_total ")?
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("crewsafe_batches_stored_again_total in {text}"))
+    metric(&l.metrics(), "crewsafe_batches_stored_again_total")
 }
 
 /// A server on `backend` with [`DEVICE`] and [`DISPATCHER`] enrolled, or `None` to skip.
@@ -846,18 +833,8 @@ pub fn dispatch_pages(b: Backend) {
     expect_error(resp, 401, "unauthorized");
 
     // The gauges count the same alarms: 12 open, 10 of them unacknowledged.
-    let text = l
-        .client
-        .get(l.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    let gauge = |name: &str| -> f64 {
-        text.lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or_else(|| panic!("{name} in {text}"))
-    };
+    let text = l.metrics();
+    let gauge = |name: &str| metric(&text, name);
     assert_eq!(gauge("crewsafe_alarms_open"), 12.0);
     assert_eq!(gauge("crewsafe_alarms_unacknowledged"), 10.0);
     let oldest = gauge("crewsafe_alarm_oldest_unacknowledged_age_seconds");
