@@ -1,8 +1,8 @@
 //! The server's request decoder and per-record validation on arbitrary bytes:
-//! `decode_batch_request_raw` (what the server decodes a batch with) returns a typed `DecodeError`, never panics, and for every decoded
-//! record the server's `validate(&record, "device-0001")` returns `Ok` or a reason, never
-//! panics. Reasons start with the field they name; malformed-body messages carry only
-//! category and position.
+//! `decode_batch_request_raw` (what the server decodes a batch with) returns a typed
+//! `DecodeError`, never panics, and for every decoded record the server's
+//! `validate(&record, "device-0001")` returns `Ok` or a reason, never panics. Reasons start
+//! with the field they name; malformed-body messages carry only category and position.
 //!
 //! `validate` is private to the server crate (`mod validate;` in `server/src/lib.rs`), so
 //! this target compiles that very file into itself with `#[path]`: the code fuzzed is the

@@ -1,6 +1,7 @@
 //! Dispatch state of alarms on PostgreSQL: the statuses devices poll and watch, finding an
 //! alarm by id, the dispatcher list a page at a time (`storage/pages.rs`) and the alarm
-//! counts, and the dispatcher moves (rules in `storage/dispatch.rs`). A move holds the alarm lock (`mod.rs`) from its first statement.
+//! counts, and the dispatcher moves (rules in `storage/dispatch.rs`). A move holds the alarm
+//! lock (`mod.rs`) from its first statement.
 
 use std::collections::HashSet;
 use std::time::Duration;
