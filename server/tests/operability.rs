@@ -223,13 +223,7 @@ fn readyz_answers_503_while_the_database_is_locked_and_healthz_stays_ok() {
     assert_eq!(body.message, "the database does not answer");
     let resp = l.client.get(l.url("/healthz")).send().unwrap();
     assert_eq!(resp.status(), 200);
-    let metrics = l
-        .client
-        .get(l.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = l.metrics();
     assert!(
         metric(&metrics, "crewsafe_database_errors_total") >= 1.0,
         "{metrics}"
@@ -381,13 +375,7 @@ fn metrics_count_requests_by_route_records_by_outcome_and_open_alarms() {
     drop(stream);
     l.dispatch_ok(&id_of(&first), "resolve", None);
     wait_for(Duration::from_secs(10), || {
-        let text = l
-            .client
-            .get(l.url("/metrics"))
-            .send()
-            .unwrap()
-            .text()
-            .unwrap();
+        let text = l.metrics();
         (metric(&text, "crewsafe_open_event_streams") == 0.0
             && metric(&text, "crewsafe_alarms_unacknowledged") == 0.0
             && metric(&text, "crewsafe_alarms_open") == 1.0
@@ -546,13 +534,7 @@ fn post_in_background(l: &Loop, records: Vec<Value>) -> std::thread::JoinHandle<
 
 /// The batch gauges (in progress, waiting) and the wait counter of one `/metrics` scrape.
 fn batch_gauges(l: &Loop) -> (f64, f64, f64) {
-    let text = l
-        .client
-        .get(l.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let text = l.metrics();
     check_exposition(&text);
     (
         metric(&text, "crewsafe_batches_in_progress"),
@@ -686,13 +668,7 @@ fn a_device_over_its_rate_gets_429_with_retry_after() {
     assert_eq!(resp.status(), 200);
     std::thread::sleep(Duration::from_millis(1100));
     assert_eq!(status_query(&l.token).status(), 200);
-    let text = l
-        .client
-        .get(l.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let text = l.metrics();
     assert_eq!(metric(&text, "crewsafe_rate_limited_total"), 2.0);
 }
 
