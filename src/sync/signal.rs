@@ -8,6 +8,8 @@ struct State {
     online: bool,
     stop: bool,
     kicked: bool,
+    /// Threads asleep in `wait` (the worker; briefly two while one replaces another).
+    waiting: u32,
 }
 
 /// Shared switches between the store and its worker thread.
@@ -38,10 +40,16 @@ impl Signal {
         self.lock().online
     }
 
-    /// Wakes the worker because there may be new work.
+    /// Wakes the worker because there may be new work. Only a sleeping worker that can act
+    /// is woken: offline, the next `set_online(true)` wakes it, and a worker that is not
+    /// asleep sees `kicked` before it next sleeps. (Waking costs the caller a system call and
+    /// the worker a thread switch on every save.)
     pub fn kick(&self) {
-        self.lock().kicked = true;
-        self.cv.notify_all();
+        let mut s = self.lock();
+        s.kicked = true;
+        if s.waiting > 0 && s.online {
+            self.cv.notify_all();
+        }
     }
 
     /// Asks the worker to stop.
@@ -79,11 +87,69 @@ impl Signal {
                     .max(Duration::from_millis(10)),
                 _ => Duration::from_secs(3600),
             };
+            s.waiting += 1;
             s = self
                 .cv
                 .wait_timeout(s, wait)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
+            s.waiting -= 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{mpsc, Arc};
+
+    /// Starts a thread that waits once (no deadline) and reports when it returns.
+    fn waiter(signal: &Arc<Signal>) -> mpsc::Receiver<bool> {
+        let (tx, rx) = mpsc::channel();
+        let s = signal.clone();
+        std::thread::spawn(move || tx.send(s.wait(None)).unwrap());
+        // Until it sleeps (kicks before that are seen without a wake-up anyway).
+        let start = std::time::Instant::now();
+        while signal.lock().waiting == 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the waiter never slept"
+            );
+            std::thread::yield_now();
+        }
+        rx
+    }
+
+    #[test]
+    fn a_kick_wakes_a_sleeping_worker_only_when_online() {
+        let signal = Arc::new(Signal::default());
+        signal.set_online(true);
+        assert!(signal.wait(None), "coming online counts as a kick");
+        let woken = waiter(&signal);
+        signal.kick();
+        assert_eq!(woken.recv_timeout(Duration::from_secs(10)), Ok(true));
+
+        // Offline, a kick leaves it asleep; coming online wakes it for that kick.
+        signal.set_online(false);
+        let woken = waiter(&signal);
+        signal.kick();
+        assert!(woken.recv_timeout(Duration::from_millis(200)).is_err());
+        signal.set_online(true);
+        assert_eq!(woken.recv_timeout(Duration::from_secs(10)), Ok(true));
+    }
+
+    #[test]
+    fn a_kick_while_the_worker_is_busy_is_seen_at_its_next_wait() {
+        let signal = Signal::default();
+        signal.set_online(true);
+        assert!(
+            signal.wait(Some(SystemTime::now())),
+            "set_online counts as a kick"
+        );
+        signal.kick();
+        // No thread was asleep: the kick is kept, and the next wait returns at once.
+        assert!(signal.wait(None));
+        signal.stop();
+        assert!(!signal.wait(None));
     }
 }
