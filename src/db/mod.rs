@@ -222,6 +222,27 @@ impl Db {
         durability: Durability,
         f: impl FnOnce(&Connection, &DataKey) -> Result<T>,
     ) -> Result<T> {
+        self.set_durability(durability)?;
+        let tx = WriteTx::begin(&self.conn)?;
+        let out = f(&self.conn, &self.key)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Runs `f`, which makes exactly one write statement, as its own transaction committed
+    /// with the given durability: SQLite makes a lone statement atomic by itself, without the
+    /// `BEGIN IMMEDIATE` and `COMMIT` statements `write` adds (two more statement runs and
+    /// lock rounds, on the path of every SOS save).
+    fn write_one<T>(
+        &mut self,
+        durability: Durability,
+        f: impl FnOnce(&Connection) -> Result<T>,
+    ) -> Result<T> {
+        self.set_durability(durability)?;
+        f(&self.conn)
+    }
+
+    fn set_durability(&mut self, durability: Durability) -> Result<()> {
         if self.durability != durability {
             let mode = match durability {
                 Durability::Full => "FULL",
@@ -230,10 +251,7 @@ impl Db {
             self.conn.pragma_update(None, "synchronous", mode)?;
             self.durability = durability;
         }
-        let tx = WriteTx::begin(&self.conn)?;
-        let out = f(&self.conn, &self.key)?;
-        tx.commit()?;
-        Ok(out)
+        Ok(())
     }
 
     /// Serializes and seals a value for `slot`.

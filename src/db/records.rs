@@ -188,8 +188,8 @@ impl Db {
             note,
         };
         let sealed = self.seal_record(&id, &payload)?;
-        let seq = self.write(Durability::Full, |tx, _| {
-            insert_record(tx, &id, RecordKind::Sos, None, &sealed)
+        let seq = self.write_one(Durability::Full, |conn| {
+            insert_record(conn, &id, RecordKind::Sos, None, &sealed)
         })?;
         self.queued_one(RecordKind::Sos);
         self.outbox.newest_sos = self.outbox.newest_sos.max(seq);
@@ -248,8 +248,8 @@ impl Db {
             recorded_at: now(),
         };
         let sealed = self.seal_record(&id, &payload)?;
-        self.write(Durability::Full, |tx, _| {
-            insert_record(tx, &id, RecordKind::SosLocation, Some(sos_id), &sealed).map(drop)
+        self.write_one(Durability::Full, |conn| {
+            insert_record(conn, &id, RecordKind::SosLocation, Some(sos_id), &sealed).map(drop)
         })?;
         self.queued_one(RecordKind::SosLocation);
         Ok(SosLocationUpdate {

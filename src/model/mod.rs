@@ -584,14 +584,18 @@ fn check_text(field: &str, value: &str, max: usize, required: bool) -> Result<()
     if required && value.trim().is_empty() {
         return Err(StoreError::invalid(field, "must not be empty"));
     }
-    let n = value.chars().count();
-    if n > max {
-        return Err(StoreError::invalid(
-            field,
-            format!("is {n} characters long; the limit is {max}"),
-        ));
+    // A text has no more characters than bytes: only a long one needs counting.
+    if value.len() > max {
+        let n = value.chars().count();
+        if n > max {
+            return Err(StoreError::invalid(
+                field,
+                format!("is {n} characters long; the limit is {max}"),
+            ));
+        }
     }
-    if value.chars().any(|c| c == '\0') {
+    // In UTF-8 the byte 0 is only ever the NUL character.
+    if value.as_bytes().contains(&0) {
         return Err(StoreError::invalid(
             field,
             "must not contain NUL characters",
@@ -802,6 +806,18 @@ pub struct RecordChange {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_limits_count_characters_not_bytes() {
+        // Kazakh Cyrillic: two bytes a character, so the byte length is over the limit.
+        let at_limit = "ә".repeat(MAX_NOTE_CHARS);
+        assert!(at_limit.len() > MAX_NOTE_CHARS);
+        assert!(check_text("note", &at_limit, MAX_NOTE_CHARS, false).is_ok());
+        let over = "ә".repeat(MAX_NOTE_CHARS + 1);
+        assert!(check_text("note", &over, MAX_NOTE_CHARS, false).is_err());
+        assert!(check_text("note", "help\0", MAX_NOTE_CHARS, false).is_err());
+        assert!(check_text("note", "   ", MAX_NOTE_CHARS, true).is_err());
+    }
 
     fn fix() -> LocationFix {
         LocationFix {
