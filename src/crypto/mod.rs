@@ -3,14 +3,14 @@
 //! Envelope layout (version 1): `version (1 byte) | nonce (12 bytes) | ciphertext | tag (16)`.
 //! Nonces follow TLS 1.3's construction: each [`DataKey`] value draws a random 96-bit base
 //! when it is built, and a seal's nonce is that base XOR a 64-bit count of the seals it made.
-//! Within one value nonces never repeat; between values (a reopened store, another process,
-//! a new key) two collide only as rarely as two fully random nonces would (at most
+//! Within one value nonces never repeat; between two values of the same key (a reopened
+//! store, another process) they collide only as rarely as fully random nonces would (at most
 //! `n1 * n2 / 2^96` for values that sealed `n1` and `n2` times). It saves asking the system
 //! for randomness at every seal, one of the few costs an SOS save adds to the disk write.
 //! Opening reads the nonce from the envelope, so envelopes sealed either way open alike.
-//! The associated data binds the envelope
-//! version, the table, the column and the row id, so a sealed value copied into another row
-//! or column fails to open.
+//!
+//! The associated data binds the envelope version, the table, the column and the row id, so
+//! a sealed value copied into another row or column fails to open.
 //!
 //! The key is never written anywhere by this library. [`DataKey`] keeps the raw bytes in a
 //! zeroizing buffer; ring's expanded key schedule lives inside `LessSafeKey`, which ring does
@@ -18,9 +18,9 @@
 
 pub mod chunked;
 
-use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
