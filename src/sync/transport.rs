@@ -102,7 +102,16 @@ fn config_error(field: &'static str, reason: impl Into<String>) -> ConfigError {
 
 /// Checks the URL: `https`, or `http` to a loopback address only.
 pub fn check_url(url: &str) -> Result<Url, ConfigError> {
-    let parsed = Url::parse(url).map_err(|_| config_error("server_url", "is not a valid URL"))?;
+    let parsed = Url::parse(url).map_err(|_| {
+        // The library keeps no Unicode tables for host names (they would add about 130 KiB
+        // to every app): an international name is given in the ASCII form DNS uses.
+        let reason = if url.is_ascii() {
+            "is not a valid URL"
+        } else {
+            "is not a valid URL (write a host name with non-Latin letters in its ASCII xn-- form)"
+        };
+        config_error("server_url", reason)
+    })?;
     match parsed.scheme() {
         "https" => {}
         "http" if is_loopback(&parsed) => {}
@@ -545,6 +554,13 @@ mod tests {
         assert!(check_url("http://127.9.9.9:8080").is_ok());
         assert!(check_url("http://[::1]:8080").is_ok());
         assert!(check_url("http://localhost:8080").is_ok());
+        // An international host name (here "қаз", Kazakhstan's own top-level domain) works in
+        // the ASCII form DNS uses; written in Cyrillic it is a typed error that says so.
+        let idn = check_url("https://xn--80ao21a.xn--80ao21a/v1").unwrap();
+        assert_eq!(idn.host_str(), Some("xn--80ao21a.xn--80ao21a"));
+        let unicode =
+            check_url("https://\u{049b}\u{0430}\u{0437}.\u{049b}\u{0430}\u{0437}/").unwrap_err();
+        assert!(unicode.reason.contains("xn--"), "{}", unicode.reason);
         for bad in [
             "https://user:secret@example.kz",
             "https://user@example.kz",
