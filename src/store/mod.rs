@@ -436,6 +436,33 @@ impl CrewStore {
         let _guard = self.shared.lock_db();
         panic!("deliberate test panic");
     }
+
+    /// `raise_sos_quick` timed inside the library, in nanoseconds: the same save without the
+    /// FFI crossing, the same-run baseline of the Kotlin FFI benchmark.
+    pub fn debug_timed_raise_sos_quick(
+        &self,
+        latitude: f64,
+        longitude: f64,
+        accuracy_m: f64,
+        fixed_at_ms: i64,
+    ) -> R<u64> {
+        let start = std::time::Instant::now();
+        self.raise_sos_quick(latitude, longitude, accuracy_m, fixed_at_ms)?;
+        Ok(start.elapsed().as_nanos() as u64)
+    }
+
+    /// `raise_sos` timed inside the library, in nanoseconds, its arguments already in Rust
+    /// (and the SOS it returns dropped there).
+    pub fn debug_timed_raise_sos(
+        &self,
+        crew: CrewIdentity,
+        location: Option<LocationFix>,
+        note: Option<String>,
+    ) -> R<u64> {
+        let start = std::time::Instant::now();
+        self.raise_sos(crew, location, note)?;
+        Ok(start.elapsed().as_nanos() as u64)
+    }
 }
 
 /// One value of every exported error variant, as the library builds them (test-only, with

@@ -2,6 +2,9 @@
 // runs the same calls from Rust: examples/ffi_cost.rs). Calls raiseSos (one fsync'd commit),
 // getSos, pendingCounts and setOnline (the floor: one primitive argument, no buffer) on a store in a temp folder through the generated bindings after
 // a warm-up (JIT compiled), and prints the median and mean of each in the Rust twin's format.
+// The two saves are also timed interleaved with the same save timed inside the library (the
+// `test-hooks` build that bindings/generate.sh --test-hooks makes): that ratio has its
+// baseline in the same process, on the same disk at the same moment.
 //
 // Counts come from CREWSAFE_FFI_BENCH="<raiseSos calls> <quick calls>" (run-tests.sh passes
 // no arguments); default 2000 200000.
@@ -16,6 +19,37 @@ private fun report(name: String, v: LongArray) {
     val mean = v.average() / 1e3
     println(String.format("kotlin  %-14s median %8.2f us   mean %8.2f us   (%d calls)",
         name, v[v.size / 2] / 1e3, mean, v.size))
+}
+
+/// `n` rounds of a call timed from Kotlin and its twin timed inside the library (nanoseconds).
+private fun interleaved(n: Int, call: () -> Unit, inside: () -> Long): Pair<LongArray, LongArray> {
+    val kotlin = LongArray(n)
+    val rust = LongArray(n)
+    fun fromKotlin(): Long {
+        val t = System.nanoTime()
+        call()
+        return System.nanoTime() - t
+    }
+    for (i in 0 until n) {
+        if (i % 2 == 0) {
+            kotlin[i] = fromKotlin()
+            rust[i] = inside()
+        } else {
+            rust[i] = inside()
+            kotlin[i] = fromKotlin()
+        }
+    }
+    return Pair(kotlin, rust)
+}
+
+private fun compare(name: String, runs: Pair<LongArray, LongArray>) {
+    val (k, r) = runs
+    k.sort()
+    r.sort()
+    val km = k[k.size / 2] / 1e3
+    val rm = r[r.size / 2] / 1e3
+    println(String.format("same run  %-14s kotlin %8.2f us   inside the library %8.2f us   ratio %.3fx   (%d rounds)",
+        name, km, rm, km / rm, k.size))
 }
 
 private inline fun timed(n: Int, f: () -> Unit): LongArray {
@@ -55,6 +89,17 @@ fun main() {
         val at = fix.fixedAt.toEpochMilli()
         timed(slow / 10) { store.raiseSosQuick(51.1694, 71.4491, 6.5, at) }
         report("raiseSosQuick", timed(slow) { store.raiseSosQuick(51.1694, 71.4491, 6.5, at) })
+        // The same saves interleaved with their twins timed inside the library (a test hook:
+        // no FFI crossing), in one process on one disk, each going first in every other
+        // round: the disk's drift hits both, unlike the separate Rust process below.
+        val q = interleaved(slow, { store.raiseSosQuick(51.1694, 71.4491, 6.5, at) }) {
+            store.debugTimedRaiseSosQuick(51.1694, 71.4491, 6.5, at).toLong()
+        }
+        compare("raiseSosQuick", q)
+        val r = interleaved(slow, { store.raiseSos(crew, fix, null) }) {
+            store.debugTimedRaiseSos(crew, fix, null).toLong()
+        }
+        compare("raiseSos", r)
         report("getSos", timed(quick / 4) { store.getSos(id) })
         report("pendingCounts", timed(quick) { store.pendingCounts() })
         // The floor: a call with one primitive argument, no buffer either way.

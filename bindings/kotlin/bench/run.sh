@@ -5,7 +5,7 @@
 #
 #   bash bindings/kotlin/bench/run.sh [raiseSos calls] [quick calls]    # default 2000 200000
 #
-# Uses what bindings/generate.sh built (target/release/libcrewsafe.so and
+# Uses what bindings/generate.sh --test-hooks built (target/release/libcrewsafe.so and
 # bindings/kotlin/generated), compiles this folder with the generated Kotlin through
 # run-tests.sh (its jar cached in bindings/kotlin/build/bench), and builds the Rust twin,
 # examples/ffi_cost.rs, with `cargo build --release --example ffi_cost`.
