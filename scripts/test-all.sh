@@ -108,4 +108,12 @@ bash android-sample/run-jvm-tests.sh target/release bindings/kotlin/generated
 step "iOS sample app logic (plain Swift files in the trixie chroot, reference server)"
 bash ios-sample/run-linux-tests.sh target/release bindings/swift/generated
 
+step "the shipped library: dist build size (target 4 MiB), then the Android sample app logic against a dist build"
+# The flags that trim the shipped library (fat LTO, SQLite options, the URL parser without
+# Unicode tables) are exercised here: the tests above use the release build. The second
+# build adds the test hooks the generated bindings expect.
+scripts/library-size.sh
+CARGO_TARGET_DIR=target/size scripts/dist-build.sh --features test-hooks >/dev/null
+bash android-sample/run-jvm-tests.sh target/size/dist bindings/kotlin/generated
+
 step "all checks passed"
