@@ -8,7 +8,8 @@ use super::transport;
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct SyncConfig {
     /// Base URL of the national server. `https://` is required, except `http://` to a
-    /// loopback address (127.0.0.0/8, ::1, localhost) for local testing.
+    /// loopback address (127.0.0.0/8, ::1, localhost) for local testing. The host name is
+    /// ASCII: an international one is written in its `xn--` form.
     pub server_url: String,
     /// Base64 SHA-256 digests of the server's SubjectPublicKeyInfo. When not empty, a server
     /// whose key matches none of them is refused before anything is sent. Add a backup pin.
