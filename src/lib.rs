@@ -23,7 +23,8 @@ pub use observer::{
     HostError, RecordListener, Subscription, SyncListener, SyncPhase, SyncProgress, TokenProvider,
 };
 pub use store::{
-    generate_data_key, AttachmentReader, CrewStore, DESTROY_CONFIRMATION, MAX_ATTACHMENT_READ,
+    generate_data_key, raise_sos_now, AttachmentReader, CrewStore, DESTROY_CONFIRMATION,
+    MAX_ATTACHMENT_READ,
 };
 pub use sync::{
     SyncConfig, SyncOutcome, SyncReport, MAX_BACKOFF_MS, MAX_CONNECT_TIMEOUT_MS,

@@ -22,8 +22,10 @@ use crate::sync::{self, watch, Shared, SyncConfig, SyncReport, SyncSetup};
 
 mod attachments;
 mod check_ins;
+mod panic_button;
 
 pub use attachments::{AttachmentReader, MAX_ATTACHMENT_READ};
+pub use panic_button::raise_sos_now;
 
 /// The phrase `destroy` requires, so that it is never called by accident.
 pub const DESTROY_CONFIRMATION: &str = "DESTROY";
@@ -52,6 +54,30 @@ pub struct CrewStore {
 
 type R<T> = Result<T, CrewSafeError>;
 
+/// `CrewStore::queue` on a store's shared state (also what the panic button uses).
+pub(crate) fn queue_on<T>(
+    shared: &Shared,
+    kind: RecordKind,
+    id_of: impl Fn(&T) -> &str,
+    f: impl FnOnce(&mut Db) -> Result<T, StoreError>,
+) -> R<T> {
+    let (value, sequence) = shared
+        .db(|db| {
+            let v = f(db)?;
+            Ok((v, db.next_change()))
+        })
+        .map_err(CrewSafeError::from)?;
+    shared.observers.records(&[RecordChange {
+        sequence,
+        id: id_of(&value).into(),
+        kind,
+        state: SyncState::Queued,
+        dispatch_status: None,
+    }]);
+    shared.signal.kick();
+    Ok(value)
+}
+
 impl CrewStore {
     pub(crate) fn with<T>(&self, f: impl FnOnce(&mut Db) -> Result<T, StoreError>) -> R<T> {
         self.shared.db(f).map_err(CrewSafeError::from)
@@ -65,19 +91,7 @@ impl CrewStore {
         id_of: impl Fn(&T) -> &str,
         f: impl FnOnce(&mut Db) -> Result<T, StoreError>,
     ) -> R<T> {
-        let (value, sequence) = self.with(|db| {
-            let v = f(db)?;
-            Ok((v, db.next_change()))
-        })?;
-        self.shared.observers.records(&[RecordChange {
-            sequence,
-            id: id_of(&value).into(),
-            kind,
-            state: SyncState::Queued,
-            dispatch_status: None,
-        }]);
-        self.shared.signal.kick();
-        Ok(value)
+        queue_on(&self.shared, kind, id_of, f)
     }
 
     fn stop_worker(&self) {
@@ -147,13 +161,16 @@ impl CrewStore {
     }
 
     /// Sets the crew that `raise_sos_quick` raises alarms for (kept in memory while the
-    /// store is open). Call it when the shift starts.
+    /// store is open), and arms the panic button: `raise_sos_now` raises on the store that
+    /// was given a crew last. Call it when the shift starts.
     pub fn set_crew(&self, crew: CrewIdentity) -> R<()> {
         crew.validate().map_err(CrewSafeError::from)?;
         self.with(|db| {
             db.quick_crew = Some(crew);
             Ok(())
-        })
+        })?;
+        panic_button::arm(&self.shared);
+        Ok(())
     }
 
     /// The SOS button's fast path: raises an SOS for the crew given to `set_crew`, with a fix
@@ -169,26 +186,13 @@ impl CrewStore {
         accuracy_m: f64,
         fixed_at_ms: i64,
     ) -> R<String> {
-        let location = (!latitude.is_nan()).then(|| LocationFix {
+        let fix = panic_button::Fix {
             latitude,
             longitude,
             accuracy_m,
-            altitude_m: None,
-            provider: crate::model::LocationProvider::Fused,
-            fixed_at: SystemTime::UNIX_EPOCH
-                + Duration::from_millis(u64::try_from(fixed_at_ms).unwrap_or(0)),
-        });
-        let sos = self.queue(
-            RecordKind::Sos,
-            |s: &Sos| &s.id,
-            |db| {
-                let crew = db.quick_crew.clone().ok_or_else(|| {
-                    StoreError::State("call set_crew before raise_sos_quick".into())
-                })?;
-                db.raise_sos(crew, location, None)
-            },
-        )?;
-        Ok(sos.id)
+            fixed_at_ms,
+        };
+        Ok(panic_button::raise(&self.shared, fix)?.id)
     }
 
     /// Appends a newer position to an active SOS.

@@ -96,6 +96,11 @@ fun main() {
             store.debugTimedRaiseSosQuick(51.1694, 71.4491, 6.5, at).toLong()
         }
         compare("raiseSosQuick", q)
+        // The panic button: one call on the armed store, no handle, no buffers.
+        val now = interleaved(slow, { raiseSosNow(51.1694, 71.4491, 6.5, at) }) {
+            debugTimedRaiseSosNow(51.1694, 71.4491, 6.5, at).toLong()
+        }
+        compare("raiseSosNow", now)
         val r = interleaved(slow, { store.raiseSos(crew, fix, null) }) {
             store.debugTimedRaiseSos(crew, fix, null).toLong()
         }

@@ -394,6 +394,31 @@ fun main() {
         }
     }
 
+    test("13c panic button: raiseSosQuick and raiseSosNow raise for the crew of setCrew; before it -> InvalidState") {
+        withStore { t ->
+            // No store in this process was given a crew yet (the tests run one at a time).
+            assertThrows<CrewSafeException.InvalidState> { t.store.raiseSosQuick(51.1, 71.4, 5.0, 0L) }
+            t.store.setCrew(crew())
+            val at = Instant.now().minusSeconds(5).toEpochMilli()
+            val id = t.store.raiseSosQuick(51.1694, 71.4491, 6.5, at)
+            val quick = t.store.getSos(id)
+            assertEquals(crew(), quick.crew)
+            assertEquals(LocationProvider.FUSED, quick.location!!.provider)
+            assertEquals(at, quick.location!!.fixedAt.toEpochMilli())
+            raiseSosNow(Double.NaN, 0.0, 0.0, 0L)
+            assertEquals(2UL, t.store.pendingCounts().sos)
+            val newest = t.store.listRecordsPage(RecordPageRequest(order = RecordOrder.NEWEST_FIRST, limit = 1u)).entries.single()
+            val now = t.store.getSos(newest.id)
+            assertEquals(crew(), now.crew)
+            assertEquals(null, now.location, "NaN latitude: no fix")
+            assertEquals("location.latitude", assertThrows<CrewSafeException.InvalidInput> {
+                raiseSosNow(95.0, 0.0, 5.0, at)
+            }.field)
+            t.store.closeStore()
+            assertThrows<CrewSafeException.Closed> { raiseSosNow(51.1, 71.4, 5.0, at) }
+        }
+    }
+
     syncTests() // SyncTests.kt: against the server of bindings/with-test-server.sh
     callbackTests() // CallbackTests.kt: callbacks that call back into the store (same server)
 

@@ -203,6 +203,30 @@ test("listRecords: SOS lane first, then reports, then drafts; pendingCounts") {
 
 // MARK: 6. errors as Swift errors
 
+test("panic button: raiseSosQuick and raiseSosNow raise for the crew of setCrew; closed store is Closed") {
+    try withStore { t in
+        try t.store.setCrew(crew: crew())
+        let at = Int64(Date().addingTimeInterval(-5).timeIntervalSince1970 * 1000)
+        let id = try t.store.raiseSosQuick(latitude: 51.1694, longitude: 71.4491, accuracyM: 6.5, fixedAtMs: at)
+        let quick = try t.store.getSos(sosId: id)
+        expectEqual(quick.crew, crew())
+        expectEqual(quick.location?.provider, LocationProvider.fused)
+        try raiseSosNow(latitude: Double.nan, longitude: 0, accuracyM: 0, fixedAtMs: 0)
+        expectEqual(try t.store.pendingCounts().sos, 2)
+        let newest = try t.store.listRecordsPage(request: RecordPageRequest(order: .newestFirst, limit: 1))
+        let now = try t.store.getSos(sosId: newest.entries[0].id)
+        expectEqual(now.crew, crew())
+        expect(now.location == nil, "a NaN latitude means no fix")
+        expectCrewSafeError("latitude out of range", {
+            try raiseSosNow(latitude: 95, longitude: 0, accuracyM: 5, fixedAtMs: at)
+        }) { if case .InvalidInput = $0 { return true } else { return false } }
+        try t.store.close()
+        expectCrewSafeError("the armed store is closed", {
+            try raiseSosNow(latitude: 51.1, longitude: 71.4, accuracyM: 5, fixedAtMs: at)
+        }) { if case .Closed = $0 { return true } else { return false } }
+    }
+}
+
 test("errors are typed Swift errors: NotFound for an unknown UUID, InvalidInput for NaN") {
     try withStore { t in
         let sos = try t.store.raiseSos(crew: crew(), location: fix(), note: nil)
