@@ -450,9 +450,7 @@ impl CrewStore {
         accuracy_m: f64,
         fixed_at_ms: i64,
     ) -> R<u64> {
-        let start = std::time::Instant::now();
-        self.raise_sos_quick(latitude, longitude, accuracy_m, fixed_at_ms)?;
-        Ok(start.elapsed().as_nanos() as u64)
+        nanos_of(|| self.raise_sos_quick(latitude, longitude, accuracy_m, fixed_at_ms))
     }
 
     /// `raise_sos` timed inside the library, in nanoseconds, its arguments already in Rust
@@ -463,10 +461,16 @@ impl CrewStore {
         location: Option<LocationFix>,
         note: Option<String>,
     ) -> R<u64> {
-        let start = std::time::Instant::now();
-        self.raise_sos(crew, location, note)?;
-        Ok(start.elapsed().as_nanos() as u64)
+        nanos_of(|| self.raise_sos(crew, location, note))
     }
+}
+
+/// How long `f` took inside the library, in nanoseconds (test hooks of the FFI benchmark).
+#[cfg(feature = "test-hooks")]
+pub(crate) fn nanos_of<T>(f: impl FnOnce() -> R<T>) -> R<u64> {
+    let start = std::time::Instant::now();
+    f()?;
+    Ok(start.elapsed().as_nanos() as u64)
 }
 
 /// One value of every exported error variant, as the library builds them (test-only, with

@@ -92,7 +92,5 @@ pub fn debug_timed_raise_sos_now(
     accuracy_m: f64,
     fixed_at_ms: i64,
 ) -> Result<u64, CrewSafeError> {
-    let start = std::time::Instant::now();
-    raise_sos_now(latitude, longitude, accuracy_m, fixed_at_ms)?;
-    Ok(start.elapsed().as_nanos() as u64)
+    super::nanos_of(|| raise_sos_now(latitude, longitude, accuracy_m, fixed_at_ms))
 }

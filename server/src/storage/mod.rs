@@ -77,6 +77,20 @@ pub(crate) struct StoredBatch {
     pub(crate) stored_again: bool,
 }
 
+impl StoredBatch {
+    /// What the caller needs of a stored batch; wakes the check-in timer first if the batch
+    /// moved one of its deadlines.
+    fn of(done: intake::Intake, timer_wake: &Notify) -> Self {
+        if done.timing_changed {
+            timer_wake.notify_one();
+        }
+        StoredBatch {
+            results: done.results,
+            stored_again: done.stored_again,
+        }
+    }
+}
+
 /// The running server's storage.
 pub(crate) struct Storage {
     backend: Backend,
@@ -193,15 +207,9 @@ impl Storage {
             Backend::Sqlite(db) => {
                 let (db, hub) = (db.clone(), self.hub.clone());
                 blocking(move || {
-                    let done = db.process_batch(&device_id, &records, &reject_ids, minute)?;
-                    hub.publish(done.events);
-                    if done.timing_changed {
-                        wake.notify_one();
-                    }
-                    Ok(StoredBatch {
-                        results: done.results,
-                        stored_again: done.stored_again,
-                    })
+                    let mut done = db.process_batch(&device_id, &records, &reject_ids, minute)?;
+                    hub.publish(std::mem::take(&mut done.events));
+                    Ok(StoredBatch::of(done, &wake))
                 })
                 .await
             }
@@ -211,13 +219,7 @@ impl Storage {
                     let done = db
                         .process_batch(&device_id, &records, &reject_ids, minute)
                         .await?;
-                    if done.timing_changed {
-                        wake.notify_one();
-                    }
-                    Ok(StoredBatch {
-                        results: done.results,
-                        stored_again: done.stored_again,
-                    })
+                    Ok(StoredBatch::of(done, &wake))
                 })
                 .await
             }
